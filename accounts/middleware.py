@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+
+# Paths a signed-in person may reach before completing the age gate and policy.
+_ALLOWED_PREFIXES = ("/static/", "/healthz", "/accounts/logout/", "/privacy/policy/", "/api/")
+
+
+class CompleteProfileMiddleware:
+    """Send a signed-in person who has not passed the age gate or accepted the current
+    policy (an account made in the admin, or a policy change) to the completion form
+    before anything else."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not user.has_accepted_terms:
+            complete_url = reverse("accounts:complete")
+            path = request.path
+            if path != complete_url and not path.startswith(_ALLOWED_PREFIXES):
+                return HttpResponseRedirect(f"{complete_url}?{urlencode({'next': request.get_full_path()})}")
+        return self.get_response(request)

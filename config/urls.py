@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from config import health, views
+from config.api import api
+
+admin.site.site_header = "Atelier back office"
+admin.site.site_title = "Atelier admin"
+
+urlpatterns = [
+    path("", views.landing, name="landing"),
+    path("healthz", health.healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("account/", include("accounts.urls")),
+    path("privacy/", include("privacy.urls")),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]

@@ -12,7 +12,9 @@ from accounts.models import User
 class AccountAdapter(DefaultAccountAdapter):
     def save_user(self, request: HttpRequest, user: User, form, commit: bool = True) -> User:
         user = super().save_user(request, user, form, commit=False)
-        user.display_name = (form.cleaned_data.get("display_name") or "").strip()
+        # The social sign-up form has no display name: keep the one Google gave.
+        if "display_name" in form.cleaned_data:
+            user.display_name = (form.cleaned_data["display_name"] or "").strip()
         if commit:
             user.save()
         return user

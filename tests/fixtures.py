@@ -1,0 +1,164 @@
+"""Fixtures shared by the whole suite: personas, isolation, and the real services."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from django.core.cache import cache
+
+from tests.factories import UserFactory
+from tests.harness import REQUIRE_SERVICES, ServiceProcess, find_executable, free_port, missing
+
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+
+
+# --- isolation ----------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _isolation(settings, tmp_path):
+    """Fast hashing, files in a temp dir, tasks inline, and a clean cache (rate limits!)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
+        },
+    }
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    cache.clear()
+    yield
+    cache.clear()
+
+
+# --- personas -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def alice(db):
+    """A verified person past the age gate."""
+    return UserFactory(email="alice@example.com", display_name="Alice")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(email="bob@example.com", display_name="Bob")
+
+
+# --- PostgreSQL and Redis (used through settings when DATABASE_URL / REDIS_URL are set) ----
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        missing("Redis", "REDIS_URL is not set")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        missing("Redis", str(exc))
+    return url
+
+
+# --- S3 API server (moto) ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    exe = find_executable("moto_server")
+    if exe is None:
+        missing("moto_server", "moto[server] is not installed")
+    port = free_port()
+    service = ServiceProcess("moto_server", [exe, "-H", "127.0.0.1", "-p", str(port)], port, log_dir=ARTIFACTS)
+    try:
+        service.start()
+    except RuntimeError as exc:
+        missing("moto_server", str(exc))
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def s3_storage(s3_server, settings):
+    """Point the default storage at a fresh private bucket on the S3 API server."""
+    bucket = f"atelier-test-{uuid.uuid4().hex[:12]}"
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+    client = boto3.client("s3", endpoint_url=s3_server.url, **credentials)
+    client.create_bucket(Bucket=bucket)
+    settings.AWS_STORAGE_BUCKET_NAME = bucket
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": s3_server.url,
+                "access_key": "testing",
+                "secret_key": "testing",
+                "region_name": "us-east-1",
+                "default_acl": None,
+                "querystring_auth": True,
+                "querystring_expire": 300,
+                "file_overwrite": False,
+                "signature_version": "s3v4",
+            },
+        },
+    }
+    yield {"client": client, "bucket": bucket, "endpoint": s3_server.url}
+
+
+# --- Stripe API (localstripe) --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def stripe_server():
+    exe = find_executable("localstripe")
+    if exe is None:
+        missing("localstripe", "localstripe is not installed")
+    port = free_port()
+    service = ServiceProcess("localstripe", [exe, "--port", str(port), "--from-scratch"], port, log_dir=ARTIFACTS)
+    try:
+        service.start()
+    except RuntimeError as exc:
+        missing("localstripe", str(exc))
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def stripe_client(stripe_server):
+    import requests
+    import stripe
+
+    requests.delete(f"{stripe_server.url}/_config/data", timeout=5)
+    return stripe.StripeClient("sk_test_atelier", base_addresses={"api": stripe_server.url})
+
+
+# --- Replicate API (our stand-in server) --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def replicate_server():
+    from tests.fakes.replicate_api import ReplicateAPIServer
+
+    server = ReplicateAPIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def replicate_api(replicate_server):
+    replicate_server.reset()
+    return replicate_server
+
+
+__all__ = ["REQUIRE_SERVICES"]

@@ -56,8 +56,6 @@ def demo_user_ensure(*, email: str, password: str) -> tuple[User, bool]:
     user.set_password(password)
     user.is_active = True
     user.save(update_fields=["password", "is_active"])
-    EmailAddress.objects.update_or_create(
-        user=user, email=user.email, defaults={"verified": True, "primary": True}
-    )
+    EmailAddress.objects.update_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
     user_accept_terms(user=user)
     return user, created

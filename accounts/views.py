@@ -20,12 +20,14 @@ def profile(request: HttpRequest) -> HttpResponse:
             services.profile_update(
                 user=user,
                 display_name=form.cleaned_data["display_name"],
-                remove_avatar=form.cleaned_data["remove_avatar"],
+                remove_avatar=form.cleaned_data.get("remove_avatar", False),
             )
             messages.success(request, "Your profile was saved.")
             return redirect("accounts:profile")
     else:
         form = ProfileForm(initial={"display_name": user.display_name})
+    if not user.avatar_url:
+        form.fields.pop("remove_avatar")
     connected = SocialAccount.objects.filter(user=user).values_list("provider", flat=True)
     return render(request, "accounts/profile.html", {"form": form, "connected": list(connected)})
 

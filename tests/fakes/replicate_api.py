@@ -206,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not queue:
             return False
         item = queue.popleft()
-        status, retry_after = (item if isinstance(item, tuple) else (item, None))
+        status, retry_after = item if isinstance(item, tuple) else (item, None)
         if status == "stall":
             time.sleep(retry_after or 5)
             return False
@@ -344,7 +344,11 @@ class _Handler(BaseHTTPRequestHandler):
             if prediction["status"] not in {"succeeded", "failed", "canceled"}:
                 self.state.reads[prediction_id] += 1
                 elapsed = time.monotonic() - self.state.created_at[prediction_id]
-                due = elapsed >= script.delay if script.delay else self.state.reads[prediction_id] > script.reads_before_final
+                due = (
+                    elapsed >= script.delay
+                    if script.delay
+                    else self.state.reads[prediction_id] > script.reads_before_final
+                )
                 if due:
                     self._finish(prediction, script)
                 else:

@@ -1,0 +1,85 @@
+"""Settings read from the environment: embedded default, production, strictness."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRINT = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.DATABASES['default']['ENGINE'], s.STORAGES['default']['BACKEND'], "
+    "s.CELERY_TASK_ALWAYS_EAGER, s.EMAIL_BACKEND, s.DEBUG)"
+)
+
+
+def run(code: str, env: dict, *args: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "SYSTEMROOT"}}
+    clean.update({"DJANGO_SETTINGS_MODULE": "config.settings", "ATELIER_VAR_DIR": "/tmp/atelier-settings-test"})
+    clean.update(env)
+    argv = [sys.executable, "-c", code] if code else [sys.executable, "manage.py", *args]
+    return subprocess.run(argv, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
+
+
+def production_env(**overrides) -> dict:
+    env = {
+        "DJANGO_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "atelier.example",
+        "DATABASE_URL": "sqlite:////tmp/atelier-settings-test.db",
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def test_no_environment_gives_the_embedded_default():
+    result = run(PRINT, {})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "django.core.files.storage.FileSystemStorage",
+        "True",
+        "django.core.mail.backends.console.EmailBackend",
+        "True",
+    ]
+
+
+def test_production_values_come_from_the_environment():
+    env = production_env(
+        DATABASE_URL="postgres://u:p@db:5432/atelier",
+        REDIS_URL="redis://redis:6379/0",
+        AWS_STORAGE_BUCKET_NAME="atelier-media",
+        EMAIL_URL="smtp+tls://user:pass@smtp.example:587",
+    )
+    result = run(PRINT, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql",
+        "storages.backends.s3.S3Storage",
+        "False",
+        "django.core.mail.backends.smtp.EmailBackend",
+        "False",
+    ]
+
+
+def test_production_refuses_to_start_without_each_required_value():
+    for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"):
+        result = run(PRINT, production_env(**{name: None}))
+        assert result.returncode != 0
+        lines = result.stderr.strip().splitlines()
+        assert lines == [f"atelier: {name} must be set when DJANGO_ENV=production"]
+
+
+def test_booleans_are_parsed_strictly():
+    result = run(PRINT, {"DEBUG": "maybe"})
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_check_deploy_is_clean_in_production():
+    result = run("", production_env(), "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout

@@ -333,5 +333,15 @@ LOGGING = {
 
 # --- product ---------------------------------------------------------------------------
 
+# Inputs people give us (uploads and image URLs) and outputs we copy from the provider.
+INPUT_MAX_BYTES = env.int("INPUT_MAX_BYTES", default=10 * 1024 * 1024)
+INPUT_MAX_PIXELS = env.int("INPUT_MAX_PIXELS", default=40_000_000)  # decompression-bomb limit
+INPUT_MAX_SIDE = env.int("INPUT_MAX_SIDE", default=2048)  # inputs are re-encoded no larger than this
+INPUT_URL_TIMEOUT = env.float("INPUT_URL_TIMEOUT", default=10.0)
+INPUT_URL_MAX_REDIRECTS = 3
+# host:port pairs the SSRF guard lets through although private (the test suite's local servers only).
+INPUT_URL_ALLOWED_PRIVATE_HOSTS: list[str] = env.list("INPUT_URL_ALLOWED_PRIVATE_HOSTS", default=[])
+OUTPUT_MAX_BYTES = env.int("OUTPUT_MAX_BYTES", default=200 * 1024 * 1024)
+
 DEMO_USER_EMAIL = "demo@atelier.local"
 DEMO_USER_PASSWORD = env.str("DEMO_USER_PASSWORD", default="atelier-demo-2026")

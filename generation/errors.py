@@ -1,0 +1,21 @@
+"""Errors the generation services raise on purpose; views turn them into messages or 4xx JSON."""
+
+from __future__ import annotations
+
+
+class GenerationError(Exception):
+    """Base class. `str(exc)` is a sentence we can show to the person."""
+
+
+class InvalidInput(GenerationError):
+    """The request (parameters, upload or URL) cannot be used; nothing was charged or stored."""
+
+
+class ProviderError(GenerationError):
+    """The provider failed. `retryable` says whether trying again later may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None, detail: str = ""):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.detail = detail or message

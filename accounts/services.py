@@ -58,4 +58,17 @@ def demo_user_ensure(*, email: str, password: str) -> tuple[User, bool]:
     user.save(update_fields=["password", "is_active"])
     EmailAddress.objects.update_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
     user_accept_terms(user=user)
+    # Enough credits to try every kind of generation from the start.
+    from billing.models import LedgerReason
+    from billing.services import credits_grant, credits_grant_signup_bonus
+
+    credits_grant_signup_bonus(user=user)
+    credits_grant(
+        user=user,
+        amount=100,
+        reason=LedgerReason.ADMIN_GRANT,
+        reference="demo",
+        idempotency_key=f"demo-credits:{user.public_id}",
+        memo="Demo account credits",
+    )
     return user, created

@@ -4,6 +4,9 @@ from django.apps import AppConfig
 
 
 class BillingConfig(AppConfig):
-    """Wallet, credit ledger and Stripe (generation and billing issues)."""
+    """Wallet, append-only credit ledger and (billing issue) Stripe."""
 
     name = "billing"
+
+    def ready(self) -> None:
+        from billing import receivers  # noqa: F401 - connects the signal receivers

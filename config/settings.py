@@ -269,7 +269,9 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL) or "memory:/
 BROKER_CONFIGURED = CELERY_BROKER_URL != "memory://"
 # With no broker the embedded default runs tasks inline, in the web process.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=not BROKER_CONFIGURED)
-CELERY_TASK_EAGER_PROPAGATES = True
+# Inline tasks behave like a worker's: an error is recorded on the job (and logged), it does not
+# turn the web request that queued it into a 500 page; Celery's retries run inline too.
+CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -282,7 +284,10 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=16 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 60 * 60)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "generation-poll-running": {"task": "generation.tasks.poll_running_generations", "schedule": 30.0},
+    "generation-fail-stuck": {"task": "generation.tasks.fail_stuck_generations", "schedule": 300.0},
+}
 
 # --- security headers ----------------------------------------------------------------
 
@@ -341,6 +346,23 @@ INPUT_URL_TIMEOUT = env.float("INPUT_URL_TIMEOUT", default=10.0)
 INPUT_URL_MAX_REDIRECTS = 3
 # host:port pairs the SSRF guard lets through although private (the test suite's local servers only).
 INPUT_URL_ALLOWED_PRIVATE_HOSTS: list[str] = env.list("INPUT_URL_ALLOWED_PRIVATE_HOSTS", default=[])
+# Replicate: switched on by the token. Webhooks go to WEBHOOK_BASE_URL (default SITE_URL).
+REPLICATE_API_TOKEN = env.str("REPLICATE_API_TOKEN", default="")
+REPLICATE_BASE_URL = env.str("REPLICATE_BASE_URL", default="")
+REPLICATE_TIMEOUT = env.float("REPLICATE_TIMEOUT", default=30.0)
+REPLICATE_WEBHOOK_SECRET = env.str("REPLICATE_WEBHOOK_SECRET", default="")
+REPLICATE_WEBHOOK_TOLERANCE = 300  # seconds; older or future-dated deliveries are refused
+WEBHOOK_BASE_URL = env.str("WEBHOOK_BASE_URL", default="") or (SITE_URL if SITE_URL.startswith("https://") else "")
+
+# The generation pipeline.
+GENERATION_INLINE_WAIT = env.float("GENERATION_INLINE_WAIT", default=120.0)  # worker polls this long, then hands off
+GENERATION_POLL_INTERVAL = env.float("GENERATION_POLL_INTERVAL", default=0.2)
+GENERATION_STUCK_AFTER = env.int("GENERATION_STUCK_AFTER", default=30 * 60)  # seconds before a job is failed
+GENERATION_MAX_RETRIES = env.int("GENERATION_MAX_RETRIES", default=5)
+GENERATION_RECENT_LIMIT = 8
+PROVIDER_INPUT_URL_TTL = 3600  # presigned URL of our input copy handed to the provider
+LOCAL_FILE_URL_TTL = 600  # signed URLs for local-file storage
+FREE_CREDITS_ON_SIGNUP = env.int("FREE_CREDITS_ON_SIGNUP", default=25)
 OUTPUT_MAX_BYTES = env.int("OUTPUT_MAX_BYTES", default=200 * 1024 * 1024)
 
 DEMO_USER_EMAIL = "demo@atelier.local"

@@ -15,6 +15,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
     path("privacy/", include("privacy.urls")),
+    path("billing/", include("billing.urls")),
+    path("", include("generation.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

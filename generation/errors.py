@@ -8,7 +8,18 @@ class GenerationError(Exception):
 
 
 class InvalidInput(GenerationError):
-    """The request (parameters, upload or URL) cannot be used; nothing was charged or stored."""
+    """The request (parameters, upload or URL) cannot be used; nothing was charged or stored.
+
+    `field` names the form field the message belongs beside, when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class NotAllowed(GenerationError):
+    """The action does not fit the generation's state (e.g. cancelling a finished job)."""
 
 
 class ProviderError(GenerationError):

@@ -38,6 +38,23 @@ def _isolation(settings, tmp_path):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _catalog(request):
+    """Transactional tests (browser, worker) flush the database after themselves, rows from data
+    migrations included; put the seeded model catalog back for whoever runs next."""
+    if request.node.get_closest_marker("django_db") is None:
+        return
+    request.getfixturevalue("_django_db_helper")
+    import importlib
+
+    from django.apps import apps
+
+    from generation.models import CatalogEntry
+
+    if not CatalogEntry.objects.exists():
+        importlib.import_module("generation.migrations.0002_seed_catalog").seed(apps, None)
+
+
 # --- personas -------------------------------------------------------------------------------
 
 

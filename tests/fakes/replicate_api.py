@@ -59,6 +59,7 @@ class Script:
     output_ext: str = "png"
     output_expired: bool = False
     output_as_list: bool = True  # FLUX models answer a list of URLs; some models a single URL
+    output_key: str = ""  # if set, output is {key: url} (e.g. TRELLIS "model_file")
     # HTTP failures answered before normal behaviour, one per request, e.g. [500] or [(429, 2)].
     create_errors: deque = field(default_factory=deque)
     read_errors: deque = field(default_factory=deque)
@@ -134,6 +135,17 @@ class ReplicateAPIServer:
         with self.state.lock:
             for key in [k for k in self.state.files if k.startswith(f"{prediction_id}/")]:
                 del self.state.files[key]
+
+    def complete(self, prediction_id: str) -> dict:
+        """Move a prediction to its scripted final state now (as if the model finished)."""
+        with self.state.lock:
+            prediction = self.state.predictions[prediction_id]
+            self._finish_unlocked(prediction)
+            return json.loads(json.dumps(prediction))
+
+    def _finish_unlocked(self, prediction: dict) -> None:
+        script = self.state.scripts.setdefault(prediction["model"], Script())
+        _Handler.finish_prediction(self.state, self, prediction, script)
 
     def prediction(self, prediction_id: str) -> dict:
         with self.state.lock:
@@ -312,6 +324,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server_obj.deliver_webhook(prediction_id)
 
     def _finish(self, prediction: dict, script: Script) -> None:
+        _Handler.finish_prediction(self.state, self.server_obj, prediction, script)
+
+    @staticmethod
+    def finish_prediction(state: _State, server: ReplicateAPIServer, prediction: dict, script: Script) -> None:
         """Move a prediction to its scripted final state (caller holds the lock)."""
         prediction["status"] = script.final_status
         prediction["started_at"] = prediction["started_at"] or _now()
@@ -323,9 +339,12 @@ class _Handler(BaseHTTPRequestHandler):
                 name = f"output_{index}.{script.output_ext}"
                 content = script.output_content if script.output_content is not None else sample_png(index)
                 if not script.output_expired:
-                    self.state.files[f"{prediction['id']}/{name}"] = (content, script.output_mime)
-                urls.append(f"{self.server_obj.url}/files/{prediction['id']}/{name}")
-            prediction["output"] = urls if script.output_as_list else urls[0]
+                    state.files[f"{prediction['id']}/{name}"] = (content, script.output_mime)
+                urls.append(f"{server.url}/files/{prediction['id']}/{name}")
+            if script.output_key:
+                prediction["output"] = {script.output_key: urls[0], "no_background_images": None}
+            else:
+                prediction["output"] = urls if script.output_as_list else urls[0]
         elif script.final_status == "failed":
             prediction["error"] = script.error
 

@@ -1,0 +1,153 @@
+"""Pipeline overhead: submit → final status through a real Celery worker on Redis.
+
+The Replicate-API stand-in (tests/fakes/replicate_api.py) finishes every prediction exactly D
+seconds after it was created; everything beyond D is ours: the transaction and enqueue, Redis,
+the worker picking the task up, creating the prediction through the real `replicate` client,
+polling, copying the output into the S3 API server (moto), thumbnails, the ledger capture.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379/0 \
+        .venv/bin/python bench/pipeline.py [--jobs 50] [--delay 1.0] [--concurrency 5]
+
+It creates its own throw-away database (`<name>_bench`), bucket and broker db, and removes
+them at the end. Prints the median/p90 overhead beyond D and the ratio of the median
+submit-to-final time to D (the baseline measured in the same run: the provider's own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("ATELIER_VAR_DIR", str(ROOT / "var" / "bench"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--delay", type=float, default=1.0, help="seconds the provider takes (D)")
+    parser.add_argument("--concurrency", type=int, default=5, help="worker threads; jobs are sent in waves of this")
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds in all")
+    args = parser.parse_args()
+
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
+        print("bench/pipeline.py needs DATABASE_URL (PostgreSQL) and REDIS_URL", file=sys.stderr)
+        return 2
+
+    import boto3
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import setup_test_environment
+
+    from billing import services as billing
+    from billing.models import LedgerReason
+    from config.celery import app
+    from generation import services
+    from generation.models import CatalogEntry, Generation
+    from tests.factories import UserFactory
+    from tests.fakes.replicate_api import ReplicateAPIServer
+    from tests.harness import ServiceProcess, find_executable, free_port
+    from tests.worker import WorkerProcess, broker_url, database_url, point_app_at, restore_app
+
+    logs = ROOT / "var" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    setup_test_environment()
+    original_name = connection.settings_dict["NAME"]
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{original_name}_bench"  # never the suite's test DB
+    bench_db = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    moto = ServiceProcess(
+        "moto_server",
+        [find_executable("moto_server"), "-H", "127.0.0.1", "-p", str(port := free_port())],
+        port,
+        log_dir=logs,
+    ).start()
+    replicate = ReplicateAPIServer().start()
+    worker = None
+    try:
+        bucket = f"atelier-bench-{uuid.uuid4().hex[:8]}"
+        boto3.client(
+            "s3", endpoint_url=moto.url, aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1"
+        ).create_bucket(Bucket=bucket)
+        model = "black-forest-labs/flux-schnell"
+        replicate.script(model, delay=args.delay)
+        settings.REPLICATE_API_TOKEN = replicate.state.token  # so the catalog offers the model here too
+        broker = broker_url(os.environ["REDIS_URL"], db=13)
+        worker = WorkerProcess(
+            env={
+                "DATABASE_URL": database_url(connection.settings_dict),
+                "CELERY_BROKER_URL": broker,
+                "REPLICATE_API_TOKEN": replicate.state.token,
+                "REPLICATE_BASE_URL": replicate.url,
+                "AWS_STORAGE_BUCKET_NAME": bucket,
+                "AWS_S3_ENDPOINT_URL": moto.url,
+                "AWS_ACCESS_KEY_ID": "x",
+                "AWS_SECRET_ACCESS_KEY": "x",
+                "AWS_S3_REGION_NAME": "us-east-1",
+                "LOG_LEVEL": "WARNING",
+            },
+            log_path=logs / "worker.log",
+            concurrency=args.concurrency,
+        ).start()
+        saved = point_app_at(app, broker=broker, queue=worker.queue)
+        try:
+            user = UserFactory(email=f"bench-{uuid.uuid4().hex[:6]}@example.com")
+            billing.credits_grant(
+                user=user, amount=args.jobs * 10, reason=LedgerReason.ADMIN_GRANT, idempotency_key="b"
+            )
+            entry = CatalogEntry.objects.get(slug="flux-schnell")
+            ids: list[int] = []
+            started = time.monotonic()
+            while len(ids) < args.jobs and time.monotonic() - started < args.timeout:
+                wave = []
+                for _ in range(min(args.concurrency, args.jobs - len(ids))):
+                    spec = services.GenerationSpec(model=entry, values={"prompt": "a lighthouse", "seed": 1})
+                    wave.append(services.generation_submit(user=user, spec=spec).pk)
+                while Generation.objects.filter(pk__in=wave, finished_at__isnull=True).exists():
+                    if time.monotonic() - started > args.timeout:
+                        break
+                    time.sleep(0.02)
+                ids += wave
+        finally:
+            restore_app(app, saved)
+        rows = list(
+            Generation.objects.filter(pk__in=ids).values_list("status", "queued_at", "started_at", "finished_at")
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+        replicate.stop()
+        moto.stop()
+        connection.creation.destroy_test_db(original_name, verbosity=0)
+
+    done = [(f - q).total_seconds() for status, q, _, f in rows if status == "succeeded" and f]
+    pickup = [(s - q).total_seconds() for status, q, s, _ in rows if status == "succeeded" and s]
+    failed = len(rows) - len(done)
+    if not done:
+        print(f"no job succeeded ({failed} failed); see {logs / 'worker.log'}")
+        return 1
+    overhead = sorted(t - args.delay for t in done)
+    median_total = statistics.median(done)
+    p90 = overhead[min(len(overhead) - 1, int(len(overhead) * 0.9))]
+    print(f"pipeline: {len(done)} jobs succeeded, {failed} failed, provider time D = {args.delay:.3f} s")
+    print(
+        f"  submit→final median {median_total * 1000:.0f} ms, overhead beyond D: median "
+        f"{statistics.median(overhead) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms, max {overhead[-1] * 1000:.0f} ms"
+    )
+    print(f"  of which queued→picked up by the worker: median {statistics.median(pickup) * 1000:.0f} ms")
+    print(f"  ratio median(submit→final) / D = {median_total / args.delay:.3f}   (goal: overhead ≤ 300 ms)")
+    print(f"  database used: {bench_db} (dropped)")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""What each catalog model accepts, and turning raw form/API values into clean parameters.
+
+The parameter spec lives on the catalog row (see `CatalogEntry`); this module only reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from generation.errors import InvalidInput
+from generation.models import CatalogEntry, Kind
+
+ASPECT_RATIOS = ["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"]
+
+# Style presets: a prompt suffix for hosted models, a look for the local model.
+STYLE_PRESETS: dict[str, tuple[str, str]] = {
+    "none": ("No style", ""),
+    "photographic": ("Photographic", "photographic, natural light, sharp focus, high detail"),
+    "watercolor": ("Watercolor", "watercolor painting, soft washes, paper texture"),
+    "anime": ("Anime", "anime illustration, clean line art, vibrant colors"),
+    "pixel-art": ("Pixel art", "pixel art, 16-bit, crisp pixels"),
+    "3d-render": ("3D render", "3D render, studio lighting, octane"),
+    "line-art": ("Line art", "minimal black ink line art on white"),
+}
+
+# Pixel sizes for the local renderer (hosted models size themselves from the ratio).
+ASPECT_SIZES = {
+    "1:1": (768, 768),
+    "16:9": (1024, 576),
+    "9:16": (576, 1024),
+    "4:3": (896, 672),
+    "3:4": (672, 896),
+    "3:2": (960, 640),
+    "2:3": (640, 960),
+}
+
+KIND_NEEDS_IMAGE = {Kind.IMAGE_TO_IMAGE, Kind.IMAGE_TO_3D}
+
+
+@dataclass(frozen=True)
+class CleanParams:
+    prompt: str
+    negative_prompt: str
+    params: dict  # everything else, validated (aspect_ratio, style, seed, strength)
+
+
+def accepts(entry: CatalogEntry, name: str) -> bool:
+    return name in (entry.parameters or {})
+
+
+def clean_params(entry: CatalogEntry, raw: dict) -> CleanParams:
+    """Validate raw values against the model's spec. Unknown parameters are ignored, not sent."""
+    spec: dict = entry.parameters or {}
+    clean: dict = {}
+    for name, rule in spec.items():
+        if rule.get("type") == "image":
+            continue  # images are checked by generation.inputs
+        value = raw.get(name)
+        if isinstance(value, str):
+            value = value.strip()
+        if value in (None, ""):
+            if rule.get("required"):
+                raise InvalidInput(required_message(name), field=name)
+            if "default" in rule:
+                clean[name] = rule["default"]
+            continue
+        clean[name] = _check(name, rule, value)
+    prompt = clean.pop("prompt", "")
+    negative = clean.pop("negative_prompt", "")
+    return CleanParams(prompt=prompt, negative_prompt=negative, params=clean)
+
+
+def required_message(name: str) -> str:
+    return {"prompt": "Describe what you want to see."}.get(name, f"{name.replace('_', ' ').capitalize()} is required.")
+
+
+def _check(name: str, rule: dict, value):
+    label = name.replace("_", " ").capitalize()
+    kind = rule.get("type")
+    if kind == "text":
+        value = str(value)
+        limit = int(rule.get("max_length", 2000))
+        if len(value) > limit:
+            raise InvalidInput(f"{label} is too long ({len(value)} characters; the limit is {limit}).", field=name)
+        return value
+    if kind == "choice":
+        choices = rule.get("choices", [])
+        if value not in choices:
+            raise InvalidInput(f"{label} must be one of: {', '.join(map(str, choices))}.", field=name)
+        return value
+    if kind in {"int", "float"}:
+        try:
+            number = int(value) if kind == "int" else float(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{label} must be a number.", field=name) from None
+        if kind == "int" and isinstance(value, float) and not value.is_integer():
+            raise InvalidInput(f"{label} must be a whole number.", field=name)
+        low, high = rule.get("min"), rule.get("max")
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise InvalidInput(f"{label} must be between {low} and {high}.", field=name)
+        return number
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        return str(value).lower() in {"1", "true", "on", "yes"}
+    raise InvalidInput(f"{label} is not supported.", field=name)
+
+
+def provider_input(
+    entry: CatalogEntry, *, prompt: str, negative_prompt: str, params: dict, image_url: str | None
+) -> dict:
+    """The provider's input dict: our names mapped to the model's, plus fixed values."""
+    values = dict(params)
+    style = values.pop("style", "none")
+    suffix = STYLE_PRESETS.get(style, ("", ""))[1]
+    if prompt:
+        values["prompt"] = f"{prompt}, {suffix}" if suffix else prompt
+    if negative_prompt:
+        values["negative_prompt"] = negative_prompt
+    if image_url:
+        values["image"] = image_url
+    payload = dict(entry.fixed_input or {})
+    mapping = entry.input_map or {}
+    for name, value in values.items():
+        target = mapping.get(name)
+        if not target:
+            continue
+        if target.endswith("[]"):  # the model wants a list (e.g. TRELLIS "images")
+            payload[target[:-2]] = [value]
+        else:
+            payload[target] = value
+    return payload

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from generation import catalog
+from generation.models import CatalogEntry
+
+TABS = {"image": "text_to_image", "edit": "image_to_image", "3d": "image_to_3d"}
+
+
+class CreateForm(forms.Form):
+    """Every parameter any model may take; the chosen model's spec decides which are shown and used."""
+
+    model = forms.ModelChoiceField(queryset=CatalogEntry.objects.none(), to_field_name="slug", empty_label=None)
+    prompt = forms.CharField(label="Prompt", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+    negative_prompt = forms.CharField(
+        label="Negative prompt", required=False, max_length=1000, help_text="What you don't want to see."
+    )
+    aspect_ratio = forms.ChoiceField(
+        label="Aspect ratio", required=False, choices=[(r, r) for r in catalog.ASPECT_RATIOS]
+    )
+    style = forms.ChoiceField(
+        label="Style", required=False, choices=[(key, label) for key, (label, _) in catalog.STYLE_PRESETS.items()]
+    )
+    seed = forms.IntegerField(
+        label="Seed",
+        required=False,
+        min_value=0,
+        max_value=2**31 - 1,
+        help_text="Same seed + same prompt = same picture.",
+    )
+    strength = forms.FloatField(
+        label="Strength",
+        required=False,
+        min_value=0.05,
+        max_value=1.0,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
+        help_text="How far the edit may move away from your picture (0.05–1).",
+    )
+    image = forms.FileField(
+        label="Upload an image",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+        help_text=f"PNG, JPEG or WebP, up to {settings.INPUT_MAX_BYTES // (1024 * 1024)} MB.",
+    )
+    image_url = forms.URLField(
+        label="…or paste an image link",
+        required=False,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://…"}),
+    )
+
+    def __init__(self, *args, models, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model"].queryset = models
+        first = models.first()
+        if first is not None and not self.is_bound:
+            self.initial.setdefault("model", first.slug)
+        # The chosen model decides what is required (and so what the labels call optional).
+        entry = self.selected_model()
+        for name, rule in ((entry.parameters or {}) if entry else {}).items():
+            if name in self.fields and name != "image" and rule.get("required"):
+                self.fields[name].required = True
+                self.fields[name].error_messages["required"] = catalog.required_message(name)
+
+    def selected_model(self) -> CatalogEntry | None:
+        slug = self.data.get("model") if self.is_bound else self.initial.get("model")
+        models = self.fields["model"].queryset
+        return models.filter(slug=slug).first() or models.first()
+
+    def parameter_fields(self) -> list:
+        """The bound fields the selected model accepts, in a stable order."""
+        entry = self.selected_model()
+        if entry is None:
+            return []
+        accepted = set(entry.parameters)
+        names = ["prompt", "negative_prompt", "aspect_ratio", "style", "strength", "seed"]
+        return [self[name] for name in names if name in accepted]
+
+    def needs_image(self) -> bool:
+        entry = self.selected_model()
+        return entry is not None and "image" in entry.parameters

@@ -1,0 +1,74 @@
+"""The offline provider: runs the work in-process and is done when `start` returns.
+
+It needs no keys and no network, so `make run` and the test suite have a whole pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from generation.catalog import ASPECT_SIZES
+from generation.errors import InvalidInput, ProviderError
+from generation.providers import local_render
+from generation.providers.base import CANCELED, SUCCEEDED, OutputRef, PredictionState, Provider, StartRequest
+
+
+class LocalProvider(Provider):
+    name = "local"
+
+    def start(self, request: StartRequest) -> PredictionState:
+        model = request.model
+        data = request.input
+        prediction_id = "local-" + hashlib.sha256(repr((model, sorted(data.items()))).encode()).hexdigest()[:20]
+        try:
+            if model == "atelier/local-canvas":
+                width, height = ASPECT_SIZES.get(data.get("aspect_ratio", "1:1"), ASPECT_SIZES["1:1"])
+                content = local_render.render_text_to_image(
+                    prompt=data.get("prompt", ""),
+                    negative_prompt=data.get("negative_prompt", ""),
+                    seed=request.seed,
+                    width=width,
+                    height=height,
+                    style=data.get("style", "none"),
+                )
+                output = OutputRef(content=content, mime_hint="image/png")
+            elif model == "atelier/local-restyle":
+                self._need_image(request)
+                content = local_render.edit_image(
+                    image=request.input_image,
+                    prompt=data.get("prompt", ""),
+                    strength=float(data.get("strength", 0.6)),
+                    seed=request.seed,
+                )
+                output = OutputRef(content=content, mime_hint="image/png")
+            elif model == "atelier/local-relief":
+                self._need_image(request)
+                output = OutputRef(
+                    content=local_render.image_to_glb(image=request.input_image), mime_hint="model/gltf-binary"
+                )
+            else:
+                raise ProviderError("This model is not available right now.", detail=f"unknown local model {model}")
+        except ValueError as exc:
+            raise InvalidInput(f"The offline model could not use this input: {exc}") from exc
+        return PredictionState(id=prediction_id, status=SUCCEEDED, outputs=[output])
+
+    @staticmethod
+    def _need_image(request: StartRequest) -> None:
+        if not request.input_image:
+            raise InvalidInput("This model needs an input image.", field="image")
+
+    def fetch(self, prediction_id: str) -> PredictionState:
+        # Local work finishes inside start(); a fetch only happens after a crash mid-way.
+        raise ProviderError("The offline job was interrupted.", retryable=False, detail="local prediction lost")
+
+    def cancel(self, prediction_id: str) -> None:
+        return None
+
+    def open_output(self, ref: OutputRef) -> Iterator[bytes]:
+        if ref.content is None:
+            raise ProviderError("The result is missing.", detail="local output without content")
+        yield ref.content
+
+
+__all__ = ["LocalProvider", "CANCELED"]

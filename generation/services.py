@@ -1,0 +1,482 @@
+"""Everything that changes a generation happens here.
+
+Flow (DESIGN.md): submit validates, reserves credits and creates the job in one transaction,
+then enqueues on commit; the worker starts the prediction (storing its id before waiting),
+waits for a final state, copies the outputs into our storage and captures the credits — or
+releases them on failure or cancel. Every status move is a guarded update
+(`filter(status=old).update(...)`), so redelivered tasks, duplicate webhooks and races
+between the poller and a webhook are harmless.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image, UnidentifiedImageError
+
+from billing import services as billing
+from generation import catalog, inputs, storage
+from generation.errors import InvalidInput, NotAllowed, ProviderError
+from generation.models import (
+    ACTIVE_STATUSES,
+    Asset,
+    AssetRole,
+    CatalogEntry,
+    Generation,
+    Kind,
+    Provider,
+    ProviderWebhook,
+    Status,
+)
+from generation.providers import get_provider
+from generation.providers.base import CANCELED, FAILED, SUCCEEDED, PredictionState, StartRequest
+
+logger = logging.getLogger(__name__)
+
+IMAGE_MIMES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+GLB_MIME = "model/gltf-binary"
+THUMBNAIL_SIDE = 512
+
+
+@dataclass
+class GenerationSpec:
+    """What a person asked for, as the view or API parsed it."""
+
+    model: CatalogEntry
+    values: dict = field(default_factory=dict)  # prompt, negative_prompt, aspect_ratio, style, seed, strength
+    image_upload: UploadedFile | None = None
+    image_url: str = ""
+
+
+# --- catalog --------------------------------------------------------------------------------------
+
+
+def provider_available(provider: str) -> bool:
+    return provider == Provider.LOCAL or (provider == Provider.REPLICATE and bool(settings.REPLICATE_API_TOKEN))
+
+
+def catalog_available():
+    """Enabled models whose provider is configured here."""
+    providers = [p for p in Provider.values if provider_available(p)]
+    return CatalogEntry.objects.filter(enabled=True, provider__in=providers).order_by("kind", "order", "title")
+
+
+# --- submit -------------------------------------------------------------------------------------------
+
+
+def _clean_input_image(spec: GenerationSpec) -> inputs.CleanImage | None:
+    needs_image = spec.model.kind in catalog.KIND_NEEDS_IMAGE
+    if not needs_image:
+        return None
+    if spec.image_upload is not None and spec.image_url:
+        raise InvalidInput("Give either an upload or an image link, not both.", field="image")
+    if spec.image_upload is not None:
+        return inputs.image_from_upload(spec.image_upload)
+    if spec.image_url:
+        return inputs.image_from_url(spec.image_url)
+    raise InvalidInput("Upload an image or paste an image link.", field="image")
+
+
+def generation_submit(*, user, spec: GenerationSpec, retry_of: Generation | None = None) -> Generation:
+    """Validate, charge and queue one generation. Raises InvalidInput or InsufficientCredits,
+    in which case nothing was charged, created or stored."""
+    entry = spec.model
+    if not entry.enabled or not provider_available(entry.provider):
+        raise InvalidInput("This model is not available right now. Pick another one.", field="model")
+    clean = catalog.clean_params(entry, spec.values)
+    if "seed" in entry.parameters and clean.params.get("seed") is None:
+        clean.params["seed"] = random.randint(0, 2**31 - 1)  # noqa: S311 - not security relevant
+    image = _clean_input_image(spec)  # network/decoding happens before we touch the database
+    return _create(user=user, entry=entry, clean=clean, image=image, retry_of=retry_of)
+
+
+def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, retry_of) -> Generation:
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            generation = Generation(
+                owner=user,
+                model=entry,
+                kind=entry.kind,
+                prompt=clean.prompt,
+                negative_prompt=clean.negative_prompt,
+                params=clean.params,
+                cost=entry.credit_cost,
+                retry_of=retry_of,
+            )
+            billing.credits_reserve(user=user, amount=entry.credit_cost, reference=generation.reservation_reference)
+            generation.save()
+            if image is not None:
+                saved = storage.save_bytes(f"{generation.storage_prefix}/input-0.{image.ext}", image.content)
+                stored.append(saved.key)
+                Asset.objects.create(
+                    generation=generation,
+                    role=AssetRole.INPUT,
+                    storage_key=saved.key,
+                    mime_type=image.mime,
+                    bytes=saved.size,
+                    sha256=saved.sha256,
+                    width=image.width,
+                    height=image.height,
+                )
+            transaction.on_commit(lambda: _enqueue(generation.pk))
+    except BaseException:
+        storage.delete_keys(stored)  # the transaction rolled back: leave no orphan files
+        raise
+    return generation
+
+
+def _enqueue(generation_id: int) -> None:
+    from generation.tasks import run_generation
+
+    run_generation.delay(generation_id)
+
+
+def generation_retry(*, user, generation: Generation) -> Generation:
+    """Try a failed or canceled generation again, as a new job with the same inputs."""
+    if generation.status not in (Status.FAILED, Status.CANCELED):
+        raise NotAllowed("Only a failed or canceled generation can be tried again.")
+    image = None
+    source = generation.assets.filter(role=AssetRole.INPUT).first()
+    if source is not None:
+        image = inputs.clean_image_bytes(storage.read_bytes(source.storage_key))
+    clean = catalog.CleanParams(
+        prompt=generation.prompt, negative_prompt=generation.negative_prompt, params=dict(generation.params)
+    )
+    entry = generation.model
+    if not entry.enabled or not provider_available(entry.provider):
+        raise InvalidInput("This model is not available right now. Pick another one.", field="model")
+    return _create(user=user, entry=entry, clean=clean, image=image, retry_of=generation)
+
+
+# --- status moves -------------------------------------------------------------------------------------
+
+
+def _move(generation_id: int, *, from_statuses, **changes) -> bool:
+    """Guarded status update: only applies if the job is still in one of `from_statuses`."""
+    return bool(Generation.objects.filter(pk=generation_id, status__in=from_statuses).update(**changes))
+
+
+def generation_fail(*, generation_id: int, message: str, detail: str = "") -> bool:
+    """Fail a job that is not final yet and give the credits back. True if this call failed it."""
+    with transaction.atomic():
+        moved = _move(
+            generation_id,
+            from_statuses=ACTIVE_STATUSES,
+            status=Status.FAILED,
+            error_message=message[:300],
+            error_detail=detail,
+            finished_at=timezone.now(),
+        )
+        if moved:
+            reference = Generation.objects.values_list("uuid", flat=True).get(pk=generation_id)
+            billing.credits_release(reference=f"generation:{reference}")
+    if moved:
+        logger.info("generation %s failed: %s (%s)", generation_id, message, detail)
+    return moved
+
+
+def generation_cancel(*, user, generation: Generation) -> bool:
+    """Cancel a queued or running job: credits come back, the provider is told to stop."""
+    if generation.owner_id != user.pk:
+        raise NotAllowed("Not your generation.")
+    with transaction.atomic():
+        moved = _move(
+            generation.pk,
+            from_statuses=ACTIVE_STATUSES,
+            status=Status.CANCELED,
+            error_message="Canceled.",
+            finished_at=timezone.now(),
+        )
+        if not moved:
+            raise NotAllowed("This generation has already finished.")
+        billing.credits_release(reference=generation.reservation_reference)
+        prediction_id = Generation.objects.values_list("provider_prediction_id", flat=True).get(pk=generation.pk)
+        if prediction_id:
+            transaction.on_commit(lambda: _enqueue_provider_cancel(generation.pk))
+    return True
+
+
+def _enqueue_provider_cancel(generation_id: int) -> None:
+    from generation.tasks import cancel_prediction
+
+    cancel_prediction.delay(generation_id)
+
+
+def provider_cancel(*, generation_id: int) -> None:
+    generation = Generation.objects.select_related("model").get(pk=generation_id)
+    if generation.provider_prediction_id:
+        get_provider(generation.model.provider).cancel(generation.provider_prediction_id)
+
+
+# --- running (called by the worker) ------------------------------------------------------------------
+
+
+def _webhook_url() -> str | None:
+    if not settings.WEBHOOK_BASE_URL:
+        return None
+    return settings.WEBHOOK_BASE_URL.rstrip("/") + reverse("generation:replicate_webhook")
+
+
+def _start_request(generation: Generation) -> StartRequest:
+    entry = generation.model
+    input_asset = generation.assets.filter(role=AssetRole.INPUT).first()
+    input_bytes = storage.read_bytes(input_asset.storage_key) if input_asset else None
+    image_url = None
+    if input_asset is not None and entry.provider != Provider.LOCAL:
+        # The provider gets our copy, never the person's URL.
+        image_url = storage.provider_url(input_asset.storage_key)
+        if image_url is None:
+            image_url = f"data:{input_asset.mime_type};base64,{base64.b64encode(input_bytes).decode()}"
+    if entry.provider == Provider.LOCAL:
+        payload = {"prompt": generation.prompt, "negative_prompt": generation.negative_prompt, **generation.params}
+    else:
+        payload = catalog.provider_input(
+            entry,
+            prompt=generation.prompt,
+            negative_prompt=generation.negative_prompt,
+            params=generation.params,
+            image_url=image_url,
+        )
+    return StartRequest(
+        model=entry.provider_model,
+        version=entry.provider_version,
+        input=payload,
+        webhook_url=_webhook_url() if entry.provider == Provider.REPLICATE else None,
+        input_image=input_bytes,
+        seed=int(generation.params.get("seed") or 0),
+    )
+
+
+def generation_run(*, generation_id: int, wait: float | None = None) -> None:
+    """The worker's job: start (once) or resume, wait a while for the result, then finish.
+
+    Raises ProviderError(retryable=True) for the task to retry with backoff.
+    """
+    generation = Generation.objects.select_related("model", "owner").get(pk=generation_id)
+    if generation.is_final:
+        return
+    if generation.status == Status.QUEUED:
+        _move(generation.pk, from_statuses=[Status.QUEUED], status=Status.RUNNING, started_at=timezone.now())
+    Generation.objects.filter(pk=generation.pk).update(attempts=F("attempts") + 1)
+    generation.refresh_from_db()
+    if generation.status != Status.RUNNING:
+        return  # canceled meanwhile
+    provider = get_provider(generation.model.provider)
+
+    if not generation.provider_prediction_id:
+        state = provider.start(_start_request(generation))
+        # Store the id before waiting: a redelivered task resumes this prediction, never starts another.
+        Generation.objects.filter(pk=generation.pk, provider_prediction_id="").update(provider_prediction_id=state.id)
+    else:
+        state = provider.fetch(generation.provider_prediction_id)
+
+    deadline = time.monotonic() + (settings.GENERATION_INLINE_WAIT if wait is None else wait)
+    interval = settings.GENERATION_POLL_INTERVAL
+    while not state.is_terminal:
+        if time.monotonic() >= deadline:
+            Generation.objects.filter(pk=generation.pk).update(last_polled_at=timezone.now())
+            return  # hand off: the webhook or the beat poller finishes it
+        time.sleep(interval)
+        if not Generation.objects.filter(pk=generation.pk, status=Status.RUNNING).exists():
+            return  # canceled or finished by a webhook meanwhile
+        state = provider.fetch(state.id)
+        interval = min(interval * 1.25, 2.0)
+    generation_apply_state(generation_id=generation.pk, state=state)
+
+
+def generation_apply_state(*, generation_id: int, state: PredictionState) -> None:
+    """Act on a terminal provider state (from the worker, the poller or a webhook)."""
+    if not state.is_terminal:
+        Generation.objects.filter(pk=generation_id, status=Status.RUNNING).update(last_polled_at=timezone.now())
+        return
+    if state.status == SUCCEEDED:
+        _finish_success(generation_id=generation_id, state=state)
+    elif state.status == FAILED:
+        generation_fail(
+            generation_id=generation_id,
+            message="The model could not make this one. Your credits were refunded; try another prompt or image.",
+            detail=state.error or "provider reported failed",
+        )
+    elif state.status == CANCELED:
+        generation_fail(
+            generation_id=generation_id,
+            message="The provider stopped this job. Your credits were refunded.",
+            detail=state.error or "provider reported canceled/aborted",
+        )
+
+
+def _finish_success(*, generation_id: int, state: PredictionState) -> None:
+    """Copy every output into our storage, record the assets, then capture the credits.
+
+    Holding the row lock while copying means a webhook and the poller cannot both finish it.
+    """
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            generation = (
+                Generation.objects.select_for_update()
+                .select_related("owner", "model")
+                .filter(pk=generation_id, status=Status.RUNNING)
+                .first()
+            )
+            if generation is None:
+                return  # already finished, failed or canceled
+            if not state.outputs:
+                raise ProviderError("The model returned no result.", detail="succeeded without output")
+            provider = get_provider(generation.model.provider)
+            outputs = state.outputs[:1] if generation.kind == Kind.IMAGE_TO_3D else state.outputs[:4]
+            for index, ref in enumerate(outputs):
+                _copy_output(generation, provider, ref, index, stored)
+            _move(
+                generation.pk,
+                from_statuses=[Status.RUNNING],
+                status=Status.SUCCEEDED,
+                finished_at=timezone.now(),
+                error_message="",
+            )
+            billing.credits_capture(reference=generation.reservation_reference)
+    except ProviderError as exc:
+        storage.delete_keys(stored)
+        if exc.retryable:
+            raise
+        generation_fail(generation_id=generation_id, message=str(exc), detail=exc.detail)
+    except BaseException:
+        storage.delete_keys(stored)
+        raise
+
+
+def _copy_output(generation: Generation, provider, ref, index: int, stored: list[str]) -> None:
+    with storage.spooled(provider.open_output(ref), max_bytes=settings.OUTPUT_MAX_BYTES) as spool:
+        content = spool.read_all()
+        # What the file is comes from its bytes: the provider's word is not trusted.
+        mime, ext, width, height = _identify(generation.kind, spool.head, content)
+        saved = spool.save(f"{generation.storage_prefix}/output-{index}.{ext}")
+    stored.append(saved.key)
+    Asset.objects.create(
+        generation=generation,
+        role=AssetRole.OUTPUT,
+        index=index,
+        storage_key=saved.key,
+        mime_type=mime,
+        bytes=saved.size,
+        sha256=saved.sha256,
+        width=width,
+        height=height,
+    )
+    thumb_source = content if mime != GLB_MIME else _input_bytes(generation)
+    if index == 0 and thumb_source:
+        thumb = _thumbnail(thumb_source)
+        if thumb is not None:
+            saved_thumb = storage.save_bytes(f"{generation.storage_prefix}/thumb-0.webp", thumb[0])
+            stored.append(saved_thumb.key)
+            Asset.objects.create(
+                generation=generation,
+                role=AssetRole.THUMBNAIL,
+                storage_key=saved_thumb.key,
+                mime_type="image/webp",
+                bytes=saved_thumb.size,
+                sha256=saved_thumb.sha256,
+                width=thumb[1],
+                height=thumb[2],
+            )
+
+
+def _input_bytes(generation: Generation) -> bytes | None:
+    source = generation.assets.filter(role=AssetRole.INPUT).first()
+    return storage.read_bytes(source.storage_key) if source else None
+
+
+def _identify(kind: str, head: bytes, content: bytes | None) -> tuple[str, str, int | None, int | None]:
+    """What the output really is, from its bytes; refuse anything unexpected for the kind."""
+    if kind == Kind.IMAGE_TO_3D:
+        if head[:4] == b"glTF":
+            return GLB_MIME, "glb", None, None
+        raise ProviderError("The model returned something that is not a 3D model.", detail=f"head={head[:8]!r}")
+    if content is None:
+        raise ProviderError("The image result was too large.", detail="image output over the in-memory limit")
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            fmt = image.format
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ProviderError("The model returned something that is not an image.", detail=repr(exc)) from exc
+    if fmt not in IMAGE_MIMES:
+        raise ProviderError("The model returned an image format we don't keep.", detail=f"format={fmt}")
+    return IMAGE_MIMES[fmt], {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[fmt], width, height
+
+
+def _thumbnail(content: bytes) -> tuple[bytes, int, int] | None:
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            out = io.BytesIO()
+            image.save(out, format="WEBP", quality=82)
+            return out.getvalue(), image.width, image.height
+    except (UnidentifiedImageError, OSError) as exc:
+        logger.warning("thumbnail failed: %r", exc)
+        return None
+
+
+# --- webhooks and housekeeping -------------------------------------------------------------------------
+
+
+def webhook_record(*, provider: str, webhook_id: str, prediction_id: str) -> Generation | None:
+    """Remember a verified delivery. Returns the generation to update, or None when this
+    delivery was seen before. Raises Generation.DoesNotExist for an unknown prediction."""
+    generation = Generation.objects.get(provider_prediction_id=prediction_id, model__provider=provider)
+    _, created = ProviderWebhook.objects.get_or_create(
+        provider=provider, webhook_id=webhook_id, defaults={"prediction_id": prediction_id}
+    )
+    return generation if created else None
+
+
+def generation_sync(*, generation_id: int) -> None:
+    """Ask the provider where a running job stands and act on it (poller, webhook)."""
+    generation = Generation.objects.select_related("model").get(pk=generation_id)
+    if generation.status != Status.RUNNING:
+        return
+    if not generation.provider_prediction_id:
+        return  # not started yet; the run task owns it
+    state = get_provider(generation.model.provider).fetch(generation.provider_prediction_id)
+    generation_apply_state(generation_id=generation.pk, state=state)
+
+
+def generations_needing_poll(*, older_than_seconds: float = 30.0):
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    return (
+        Generation.objects.filter(status=Status.RUNNING)
+        .exclude(provider_prediction_id="")
+        .filter(Q(last_polled_at__isnull=True, started_at__lt=cutoff) | Q(last_polled_at__lt=cutoff))
+        .values_list("pk", flat=True)
+    )
+
+
+def generations_fail_stuck() -> int:
+    """Fail and refund jobs stuck past the deadline (lost tasks, silent providers)."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.GENERATION_STUCK_AFTER)
+    count = 0
+    for pk in Generation.objects.filter(status__in=ACTIVE_STATUSES, queued_at__lt=cutoff).values_list("pk", flat=True):
+        count += generation_fail(
+            generation_id=pk,
+            message="This took far longer than it should, so we stopped it. Your credits were refunded.",
+            detail="stuck past GENERATION_STUCK_AFTER",
+        )
+    return count
+
+
+def generation_staff_refund(*, generation: Generation, memo: str) -> bool:
+    """Staff action: give back the credits of a finished generation (e.g. a bad result)."""
+    return billing.credits_release(reference=generation.reservation_reference, include_captured=True, memo=memo)

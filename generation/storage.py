@@ -1,0 +1,121 @@
+"""Our copy of every input and output, in the default storage (private S3, or local files).
+
+Keys are `users/<user-uuid>/generations/<generation-uuid>/<file>`. Nothing is public: a
+reader gets a short-lived presigned S3 URL, or, with local files, a signed Django URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core import signing
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.urls import reverse
+
+from generation.errors import ProviderError
+
+_SIGNER_SALT = "generation.asset"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    size: int
+    sha256: str
+    head: bytes  # the first bytes, to check what the file really is
+
+
+def save_bytes(key: str, content: bytes) -> StoredFile:
+    saved = default_storage.save(key, ContentFile(content))
+    return StoredFile(key=saved, size=len(content), sha256=hashlib.sha256(content).hexdigest(), head=content[:64])
+
+
+@dataclass
+class Spool:
+    """A downloaded stream held in a spooled temp file (memory, then disk), with its digest."""
+
+    file: tempfile.SpooledTemporaryFile
+    size: int
+    sha256: str
+    head: bytes
+
+    def read_all(self, limit: int = 32 * 1024 * 1024) -> bytes | None:
+        """The whole content when at most `limit` bytes (for images), else None."""
+        if self.size > limit:
+            return None
+        self.file.seek(0)
+        return self.file.read()
+
+    def save(self, key: str) -> StoredFile:
+        self.file.seek(0)
+        saved = default_storage.save(key, File(self.file, name=key.rsplit("/", 1)[-1]))
+        return StoredFile(key=saved, size=self.size, sha256=self.sha256, head=self.head)
+
+
+@contextmanager
+def spooled(chunks: Iterable[bytes], *, max_bytes: int) -> Iterator[Spool]:
+    """Stream into a temp file without holding it all in memory; refuse it past max_bytes."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as spool:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            size += len(chunk)
+            if size > max_bytes:
+                raise ProviderError("The result was larger than we accept.", detail=f"output over {max_bytes} bytes")
+            if len(head) < 64:
+                head += chunk[: 64 - len(head)]
+            digest.update(chunk)
+            spool.write(chunk)
+        if size == 0:
+            raise ProviderError("The provider returned an empty result.", detail="empty output")
+        yield Spool(file=spool, size=size, sha256=digest.hexdigest(), head=head)
+
+
+def read_bytes(key: str) -> bytes:
+    with default_storage.open(key, "rb") as handle:
+        return handle.read()
+
+
+def delete_keys(keys: Iterable[str]) -> None:
+    for key in keys:
+        default_storage.delete(key)
+
+
+def _is_local() -> bool:
+    return isinstance(default_storage, FileSystemStorage)
+
+
+def access_url(key: str, *, filename: str, download: bool = False) -> str:
+    """A short-lived URL for the owner to view or download one object."""
+    disposition = f'{"attachment" if download else "inline"}; filename="{filename}"'
+    if _is_local():
+        token = signing.dumps({"k": key, "d": int(download), "f": filename}, salt=_SIGNER_SALT, compress=True)
+        return reverse("generation:file", args=[token])
+    return default_storage.url(key, parameters={"ResponseContentDisposition": disposition})
+
+
+def provider_url(key: str) -> str | None:
+    """A URL the provider can fetch our copy of an input from (presigned S3), if storage has one."""
+    if _is_local():
+        return None
+    return default_storage.url(key, expire=settings.PROVIDER_INPUT_URL_TTL)
+
+
+def unsign(token: str) -> dict:
+    """The object a signed local URL points to. Raises signing.BadSignature when tampered or old."""
+    return signing.loads(token, salt=_SIGNER_SALT, max_age=settings.LOCAL_FILE_URL_TTL)
+
+
+def open_local(key: str) -> io.BufferedReader:
+    return default_storage.open(key, "rb")

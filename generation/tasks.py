@@ -1,0 +1,90 @@
+"""Celery entry points: they take ids and call services. Time limits live in the Celery config."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from generation import services
+from generation.errors import InvalidInput, ProviderError
+from generation.models import Generation
+
+logger = logging.getLogger(__name__)
+
+UNEXPECTED = "Something went wrong on our side. Your credits were refunded; please try again."
+GAVE_UP = "The model provider kept failing, so we stopped. Your credits were refunded; please try again later."
+
+
+def retry_delay(exc: ProviderError, retries: int) -> float:
+    """Honour the provider's Retry-After; otherwise exponential backoff with jitter, capped."""
+    if exc.retry_after:
+        return float(exc.retry_after)
+    return min(2.0**retries, 60.0) * (1 + random.random() * 0.2)  # noqa: S311
+
+
+def _retry_or_fail(task, generation_id: int, exc: ProviderError):
+    if exc.retryable and task.request.retries < settings.GENERATION_MAX_RETRIES:
+        logger.info("generation %s: retrying after %s", generation_id, exc.detail)
+        raise task.retry(
+            exc=exc, countdown=retry_delay(exc, task.request.retries), max_retries=settings.GENERATION_MAX_RETRIES
+        )
+    services.generation_fail(
+        generation_id=generation_id, message=GAVE_UP if exc.retryable else str(exc), detail=exc.detail
+    )
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_generation(self, generation_id: int) -> None:
+    try:
+        services.generation_run(generation_id=generation_id)
+    except Generation.DoesNotExist:
+        logger.info("generation %s is gone (deleted)", generation_id)
+    except ProviderError as exc:
+        _retry_or_fail(self, generation_id, exc)
+    except InvalidInput as exc:
+        services.generation_fail(generation_id=generation_id, message=str(exc), detail=f"invalid input: {exc}")
+    except SoftTimeLimitExceeded:
+        logger.warning("generation %s hit the soft time limit; the poller takes over", generation_id)
+    except Exception as exc:
+        # A bug or an outage we did not foresee: the person gets a sentence and their credits,
+        # staff get the traceback in the log and the detail on the row.
+        logger.exception("generation %s crashed", generation_id)
+        services.generation_fail(generation_id=generation_id, message=UNEXPECTED, detail=repr(exc)[:2000])
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def sync_generation(self, generation_id: int) -> None:
+    try:
+        services.generation_sync(generation_id=generation_id)
+    except Generation.DoesNotExist:
+        return
+    except ProviderError as exc:
+        _retry_or_fail(self, generation_id, exc)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3)
+def cancel_prediction(self, generation_id: int) -> None:
+    try:
+        services.provider_cancel(generation_id=generation_id)
+    except ProviderError as exc:
+        if exc.retryable:
+            raise self.retry(exc=exc, countdown=retry_delay(exc, self.request.retries)) from exc
+        logger.info("provider cancel of generation %s refused: %s", generation_id, exc.detail)
+
+
+@shared_task
+def poll_running_generations() -> int:
+    """Beat: finish jobs whose webhook never arrived."""
+    ids = list(services.generations_needing_poll())
+    for pk in ids:
+        sync_generation.delay(pk)
+    return len(ids)
+
+
+@shared_task
+def fail_stuck_generations() -> int:
+    return services.generations_fail_stuck()

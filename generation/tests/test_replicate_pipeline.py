@@ -1,0 +1,374 @@
+"""The Replicate provider end to end: the real `replicate` client against the suite's
+Replicate-API server, results copied into the S3 API server (moto), credits in the ledger."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pytest
+from django.db.models import Sum
+from PIL import Image
+
+from billing import services as billing
+from billing.models import CreditReservation, LedgerEntry, LedgerReason, ReservationStatus, Wallet
+from generation import services
+from generation.errors import ProviderError
+from generation.models import Asset, CatalogEntry, Generation, ProviderWebhook, Status
+from generation.tasks import retry_delay, run_generation
+from tests.fakes.replicate_api import sample_png
+
+pytestmark = pytest.mark.django_db
+
+FLUX = "black-forest-labs/flux-schnell"
+
+
+@pytest.fixture
+def replicate_env(settings, replicate_api, s3_storage):
+    settings.REPLICATE_API_TOKEN = replicate_api.state.token
+    settings.REPLICATE_BASE_URL = replicate_api.url
+    settings.REPLICATE_WEBHOOK_SECRET = replicate_api.state.webhook_secret
+    settings.REPLICATE_TIMEOUT = 2.0
+    settings.GENERATION_POLL_INTERVAL = 0.01
+    settings.GENERATION_INLINE_WAIT = 10
+    settings.WEBHOOK_BASE_URL = ""
+    return {"api": replicate_api, "s3": s3_storage}
+
+
+def fund(user, amount: int) -> None:
+    billing.credits_grant(user=user, amount=amount, reason=LedgerReason.ADMIN_GRANT, idempotency_key=f"t:{user.pk}")
+
+
+def submit(user, slug: str, django_capture_on_commit_callbacks, **values) -> Generation:
+    values.setdefault("prompt", "a lighthouse at dawn")
+    spec = services.GenerationSpec(model=CatalogEntry.objects.get(slug=slug), values=values)
+    with django_capture_on_commit_callbacks(execute=True):
+        generation = services.generation_submit(user=user, spec=spec)
+    generation.refresh_from_db()
+    return generation
+
+
+def bucket_keys(env) -> list[str]:
+    listing = env["s3"]["client"].list_objects_v2(Bucket=env["s3"]["bucket"])
+    return sorted(obj["Key"] for obj in listing.get("Contents", []))
+
+
+def balance(user) -> int:
+    return Wallet.objects.get(user=user).balance
+
+
+def assert_ledger_matches(user) -> None:
+    total = LedgerEntry.objects.filter(wallet__user=user).aggregate(s=Sum("amount"))["s"]
+    assert total == balance(user)
+
+
+def test_success_copies_the_image_into_our_bucket_and_spends_the_credits(
+    alice, replicate_env, django_capture_on_commit_callbacks
+):
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, reads_before_final=2)
+
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks, aspect_ratio="16:9", seed=7)
+
+    assert generation.status == Status.SUCCEEDED
+    assert balance(alice) == 9
+    assert_ledger_matches(alice)
+    assert (
+        CreditReservation.objects.get(reference=generation.reservation_reference).status == ReservationStatus.CAPTURED
+    )
+    prefix = f"users/{alice.public_id}/generations/{generation.uuid}"
+    assert bucket_keys(replicate_env) == [f"{prefix}/output-0.png", f"{prefix}/thumb-0.webp"]
+    output = generation.assets.get(role="output")
+    body = replicate_env["s3"]["client"].get_object(Bucket=replicate_env["s3"]["bucket"], Key=output.storage_key)
+    content = body["Body"].read()
+    assert content == sample_png(0)
+    assert (output.mime_type, output.bytes, output.width) == ("image/png", len(content), 64)
+    prediction = replicate_env["api"].prediction(generation.provider_prediction_id)
+    assert prediction["input"] == {
+        "prompt": "a lighthouse at dawn",
+        "aspect_ratio": "16:9",
+        "seed": 7,
+        "num_outputs": 1,
+        "output_format": "png",
+        "go_fast": True,
+    }
+
+
+def test_failed_prediction_refunds_and_says_so(alice, replicate_env, django_capture_on_commit_callbacks):
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, final_status="failed", error="CUDA out of memory")
+
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+
+    assert generation.status == Status.FAILED
+    assert "could not make this one" in generation.error_message
+    assert "CUDA" not in generation.error_message and "CUDA" in generation.error_detail
+    assert balance(alice) == 10
+    assert_ledger_matches(alice)
+    assert bucket_keys(replicate_env) == []
+
+
+def test_server_error_on_create_is_retried_and_then_succeeds(alice, replicate_env, django_capture_on_commit_callbacks):
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, create_errors=[500])
+
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+
+    assert generation.status == Status.SUCCEEDED
+    assert len(replicate_env["api"].state.predictions) == 1
+    assert balance(alice) == 9
+
+
+def test_rate_limit_on_create_honours_retry_after(alice, replicate_env, django_capture_on_commit_callbacks):
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, create_errors=[(429, 7)])
+    delays = []
+    original = retry_delay
+
+    def spy(exc, retries):
+        delays.append(original(exc, retries))
+        return delays[-1]
+
+    import generation.tasks as tasks
+
+    tasks.retry_delay = spy
+    try:
+        generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    finally:
+        tasks.retry_delay = original
+    assert delays == [7.0]
+    assert generation.status == Status.SUCCEEDED
+    assert balance(alice) == 9
+
+
+def test_rate_limit_while_polling_is_waited_out(alice, replicate_env, django_capture_on_commit_callbacks):
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, reads_before_final=1, read_errors=[(429, 1)])
+    started = time.monotonic()
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    assert generation.status == Status.SUCCEEDED
+    assert time.monotonic() - started >= 1.0  # the client slept for Retry-After
+
+
+def test_timeout_while_polling_resumes_the_same_prediction(
+    alice, replicate_env, django_capture_on_commit_callbacks, settings
+):
+    settings.REPLICATE_TIMEOUT = 0.5
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, reads_before_final=1, read_errors=[("stall", 1.5)])
+
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+
+    assert generation.status == Status.SUCCEEDED
+    assert len(replicate_env["api"].state.predictions) == 1  # resumed, not started again
+    assert balance(alice) == 9
+
+
+def test_expired_output_url_fails_refunds_and_leaves_no_files(alice, replicate_env, django_capture_on_commit_callbacks):
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, output_expired=True)
+
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+
+    assert generation.status == Status.FAILED
+    assert "expired" in generation.error_message
+    assert balance(alice) == 10
+    assert bucket_keys(replicate_env) == []
+    assert not Asset.objects.filter(generation=generation).exists()
+
+
+def test_provider_that_keeps_failing_is_given_up_on_with_a_refund(
+    alice, replicate_env, django_capture_on_commit_callbacks, settings
+):
+    settings.GENERATION_MAX_RETRIES = 2
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, create_errors=[500, 502, 500, 500])
+
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+
+    assert generation.status == Status.FAILED
+    assert "kept failing" in generation.error_message
+    assert balance(alice) == 10
+    assert not replicate_env["api"].state.predictions
+
+
+def test_not_an_image_from_the_provider_is_refused(alice, replicate_env, django_capture_on_commit_callbacks):
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, output_content=b"<html>oops</html>", output_mime="image/png")
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    assert generation.status == Status.FAILED
+    assert "not an image" in generation.error_message
+    assert bucket_keys(replicate_env) == []
+    assert balance(alice) == 10
+
+
+def test_redelivered_task_does_not_start_a_second_prediction(
+    alice, replicate_env, django_capture_on_commit_callbacks, settings
+):
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, reads_before_final=1000)
+    settings.GENERATION_INLINE_WAIT = 0.05  # hand off quickly, leaving the job running
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    assert generation.status == Status.RUNNING
+    run_generation.apply(args=[generation.pk])  # the broker delivers it again
+    run_generation.apply(args=[generation.pk])
+    assert len(replicate_env["api"].state.predictions) == 1
+
+
+def test_edit_sends_the_provider_a_presigned_url_of_our_copy(alice, replicate_env, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    fund(alice, 10)
+    upload = SimpleUploadedFile("me.png", sample_png(3, (128, 96)), content_type="image/png")
+    spec = services.GenerationSpec(
+        model=CatalogEntry.objects.get(slug="flux-kontext-pro"),
+        values={"prompt": "make it winter"},
+        image_upload=upload,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        generation = services.generation_submit(user=alice, spec=spec)
+    generation.refresh_from_db()
+
+    assert generation.status == Status.SUCCEEDED
+    sent = replicate_env["api"].prediction(generation.provider_prediction_id)["input"]
+    assert sent["input_image"].startswith(replicate_env["s3"]["endpoint"])
+    assert "X-Amz-Signature" in sent["input_image"]
+    assert sent["aspect_ratio"] == "match_input_image"
+    prefix = f"users/{alice.public_id}/generations/{generation.uuid}"
+    assert f"{prefix}/input-0.png" in bucket_keys(replicate_env)
+    assert balance(alice) == 6
+
+
+def test_trellis_3d_model_is_copied_as_glb(alice, replicate_env, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    fund(alice, 20)
+    glb = b"glTF" + b"\x02\x00\x00\x00" + b"\x00" * 200
+    replicate_env["api"].script(
+        "firtoz/trellis", output_content=glb, output_ext="glb", output_mime="model/gltf-binary", output_key="model_file"
+    )
+    upload = SimpleUploadedFile("chair.png", sample_png(5, (96, 96)), content_type="image/png")
+    spec = services.GenerationSpec(model=CatalogEntry.objects.get(slug="trellis"), image_upload=upload)
+    with django_capture_on_commit_callbacks(execute=True):
+        generation = services.generation_submit(user=alice, spec=spec)
+    generation.refresh_from_db()
+
+    assert generation.status == Status.SUCCEEDED
+    sent = replicate_env["api"].prediction(generation.provider_prediction_id)
+    assert sent["version"] == "4876f2a8da1c544772dffa32e8889da4a1bab3a1f5c1937bfcfccb99ae347251"
+    assert isinstance(sent["input"]["images"], list) and sent["input"]["generate_model"] is True
+    output = generation.assets.get(role="output")
+    assert output.mime_type == "model/gltf-binary" and output.storage_key.endswith("/output-0.glb")
+    thumb = generation.assets.get(role="thumbnail")  # made from the input picture
+    assert thumb.mime_type == "image/webp"
+    assert balance(alice) == 10
+
+
+def test_retry_delay_prefers_retry_after_and_backs_off_otherwise():
+    assert retry_delay(ProviderError("x", retryable=True, retry_after=12), 0) == 12
+    assert 1.0 <= retry_delay(ProviderError("x", retryable=True), 0) <= 1.2
+    assert 8.0 <= retry_delay(ProviderError("x", retryable=True), 3) <= 9.6
+    assert retry_delay(ProviderError("x", retryable=True), 10) <= 72
+
+
+# --- webhooks ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def running_generation(alice, replicate_env, django_capture_on_commit_callbacks, settings):
+    """A job whose prediction is still running at Replicate (the worker handed it off)."""
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, reads_before_final=1000)
+    settings.GENERATION_INLINE_WAIT = 0
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    assert generation.status == Status.RUNNING
+    replicate_env["api"].complete(generation.provider_prediction_id)
+    return generation
+
+
+def post_webhook(client, api, prediction: dict, *, webhook_id="msg_1", timestamp=None, secret_ok=True):
+    body = json.dumps(prediction)
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = api.sign(webhook_id, timestamp, body)
+    if not secret_ok:
+        signature = "v1," + "A" * 43 + "="
+    return client.post(
+        "/webhooks/replicate/",
+        data=body,
+        content_type="application/json",
+        headers={"webhook-id": webhook_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature},
+    )
+
+
+def test_webhook_delivered_three_times_is_processed_once(client, running_generation, replicate_env, alice):
+    api = replicate_env["api"]
+    prediction = api.prediction(running_generation.provider_prediction_id)
+
+    statuses = [post_webhook(client, api, prediction).status_code for _ in range(3)]
+
+    assert statuses == [202, 200, 200]
+    running_generation.refresh_from_db()
+    assert running_generation.status == Status.SUCCEEDED
+    assert ProviderWebhook.objects.count() == 1
+    assert running_generation.assets.filter(role="output").count() == 1
+    assert balance(alice) == 9
+    assert_ledger_matches(alice)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["bad_signature", "stale_timestamp", "future_timestamp", "unknown_prediction", "missing_headers"],
+)
+def test_webhook_refusals_change_nothing(client, running_generation, replicate_env, alice, case):
+    api = replicate_env["api"]
+    prediction = api.prediction(running_generation.provider_prediction_id)
+    if case == "bad_signature":
+        response = post_webhook(client, api, prediction, secret_ok=False)
+    elif case == "stale_timestamp":
+        response = post_webhook(client, api, prediction, timestamp=int(time.time()) - 600)
+    elif case == "future_timestamp":
+        response = post_webhook(client, api, prediction, timestamp=int(time.time()) + 600)
+    elif case == "unknown_prediction":
+        response = post_webhook(client, api, {**prediction, "id": "nosuchprediction000000000"})
+    else:
+        response = client.post("/webhooks/replicate/", data=json.dumps(prediction), content_type="application/json")
+    assert response.status_code in (400, 404)
+    running_generation.refresh_from_db()
+    assert running_generation.status == Status.RUNNING
+    assert not ProviderWebhook.objects.exists()
+    assert balance(alice) == 9  # still reserved, neither captured nor refunded
+
+
+def test_beat_poller_finishes_jobs_whose_webhook_never_came(running_generation, replicate_env, alice):
+    from generation.tasks import poll_running_generations
+
+    Generation.objects.filter(pk=running_generation.pk).update(last_polled_at=None, started_at="2020-01-01T00:00Z")
+    assert poll_running_generations.apply().get() == 1
+    running_generation.refresh_from_db()
+    assert running_generation.status == Status.SUCCEEDED
+
+
+def test_cancel_tells_the_provider_and_refunds(
+    client, running_generation, replicate_env, alice, django_capture_on_commit_callbacks
+):
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/g/{running_generation.uuid}/cancel/", follow=True)
+    assert "credits are back" in response.content.decode()
+    running_generation.refresh_from_db()
+    assert running_generation.status == Status.CANCELED
+    assert balance(alice) == 10
+    assert ("POST", f"/v1/predictions/{running_generation.provider_prediction_id}/cancel") in replicate_env[
+        "api"
+    ].state.requests
+
+
+def test_thumbnail_is_a_small_webp(alice, replicate_env, django_capture_on_commit_callbacks):
+    fund(alice, 10)
+    big = io.BytesIO()
+    Image.new("RGB", (1200, 800), (10, 200, 30)).save(big, format="PNG")
+    replicate_env["api"].script(FLUX, output_content=big.getvalue())
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    thumb = generation.assets.get(role="thumbnail")
+    assert (thumb.width, thumb.height) == (512, 341)

@@ -283,6 +283,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=15 
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=16 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 60 * 60)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     "generation-poll-running": {"task": "generation.tasks.poll_running_generations", "schedule": 30.0},
@@ -355,8 +356,14 @@ REPLICATE_WEBHOOK_TOLERANCE = 300  # seconds; older or future-dated deliveries a
 WEBHOOK_BASE_URL = env.str("WEBHOOK_BASE_URL", default="") or (SITE_URL if SITE_URL.startswith("https://") else "")
 
 # The generation pipeline.
-GENERATION_INLINE_WAIT = env.float("GENERATION_INLINE_WAIT", default=120.0)  # worker polls this long, then hands off
-GENERATION_POLL_INTERVAL = env.float("GENERATION_POLL_INTERVAL", default=0.2)
+# Without webhooks the worker polls this long, then hands off to the beat poller; with webhooks
+# (WEBHOOK_BASE_URL set) it waits only GENERATION_WEBHOOK_INLINE_WAIT.
+GENERATION_INLINE_WAIT = env.float("GENERATION_INLINE_WAIT", default=120.0)
+GENERATION_WEBHOOK_INLINE_WAIT = env.float("GENERATION_WEBHOOK_INLINE_WAIT", default=0.0)
+# The worker polls the provider from POLL_INTERVAL, growing by 20% per poll up to POLL_MAX_INTERVAL:
+# quick results are seen quickly, long 3D jobs cost about one request a second.
+GENERATION_POLL_INTERVAL = env.float("GENERATION_POLL_INTERVAL", default=0.1)
+GENERATION_POLL_MAX_INTERVAL = env.float("GENERATION_POLL_MAX_INTERVAL", default=1.0)
 GENERATION_STUCK_AFTER = env.int("GENERATION_STUCK_AFTER", default=30 * 60)  # seconds before a job is failed
 GENERATION_MAX_RETRIES = env.int("GENERATION_MAX_RETRIES", default=5)
 GENERATION_RECENT_LIMIT = 8

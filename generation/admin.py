@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 
+from billing.errors import BillingError
 from generation import services
 from generation.errors import GenerationError
 from generation.models import Asset, CatalogEntry, Generation, ProviderWebhook
@@ -48,7 +49,7 @@ class GenerationAdmin(admin.ModelAdmin):
             try:
                 services.generation_retry(user=generation.owner, generation=generation)
                 done += 1
-            except (GenerationError, Exception) as exc:  # noqa: BLE001 - report each failure to staff
+            except (GenerationError, BillingError) as exc:  # report each refusal to staff, go on with the rest
                 self.message_user(request, f"{generation.uuid}: {exc}", level=messages.WARNING)
         self.message_user(request, f"Queued {done} retr{'y' if done == 1 else 'ies'}.")
 

@@ -282,7 +282,12 @@ def generation_run(*, generation_id: int, wait: float | None = None) -> None:
     else:
         state = provider.fetch(generation.provider_prediction_id)
 
-    deadline = time.monotonic() + (settings.GENERATION_INLINE_WAIT if wait is None else wait)
+    if wait is None:
+        # With webhooks the worker hands off at once (the webhook, or the beat poller as the
+        # fallback, finishes the job) instead of holding a worker slot while a 3D model renders.
+        webhooks = generation.model.provider == Provider.REPLICATE and bool(_webhook_url())
+        wait = settings.GENERATION_WEBHOOK_INLINE_WAIT if webhooks else settings.GENERATION_INLINE_WAIT
+    deadline = time.monotonic() + wait
     interval = settings.GENERATION_POLL_INTERVAL
     while not state.is_terminal:
         if time.monotonic() >= deadline:
@@ -292,7 +297,7 @@ def generation_run(*, generation_id: int, wait: float | None = None) -> None:
         if not Generation.objects.filter(pk=generation.pk, status=Status.RUNNING).exists():
             return  # canceled or finished by a webhook meanwhile
         state = provider.fetch(state.id)
-        interval = min(interval * 1.25, 2.0)
+        interval = min(interval * 1.2, settings.GENERATION_POLL_MAX_INTERVAL)
     generation_apply_state(generation_id=generation.pk, state=state)
 
 

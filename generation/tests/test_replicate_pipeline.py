@@ -372,3 +372,36 @@ def test_thumbnail_is_a_small_webp(alice, replicate_env, django_capture_on_commi
     generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
     thumb = generation.assets.get(role="thumbnail")
     assert (thumb.width, thumb.height) == (512, 341)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_webhooks_the_worker_hands_off_and_replicates_webhook_finishes_the_job(
+    alice, replicate_env, live_server, settings
+):
+    """Production path: the prediction is created with our webhook URL, the worker returns at
+    once, and the signed webhook the Replicate-API server sends to a live server finishes it."""
+    settings.WEBHOOK_BASE_URL = live_server.url
+    fund(alice, 10)
+    api = replicate_env["api"]
+    api.script(FLUX, delay=0.5)
+    spec = services.GenerationSpec(model=CatalogEntry.objects.get(slug="flux-schnell"), values={"prompt": "a fox"})
+
+    started = time.monotonic()
+    generation = services.generation_submit(user=alice, spec=spec)  # autocommit: the task runs now
+    generation.refresh_from_db()
+    handed_off_after = time.monotonic() - started
+
+    assert generation.status == Status.RUNNING and handed_off_after < 0.5
+    prediction = api.prediction(generation.provider_prediction_id)
+    assert prediction["webhook"] == f"{live_server.url}/webhooks/replicate/"
+    assert prediction["webhook_events_filter"] == ["completed"]
+    deadline = time.monotonic() + 15
+    while generation.status == Status.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+        generation.refresh_from_db()
+    assert generation.status == Status.SUCCEEDED
+    assert api.state.webhook_deliveries == [{"prediction": generation.provider_prediction_id, "status": 202}]
+    assert ProviderWebhook.objects.filter(prediction_id=generation.provider_prediction_id).count() == 1
+    assert balance(alice) == 9
+    assert_ledger_matches(alice)
+    assert f"users/{alice.public_id}/generations/{generation.uuid}/output-0.png" in bucket_keys(replicate_env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 
 import pytest
@@ -213,3 +214,27 @@ def test_model_fields_fragment_follows_the_model(signed_in):
     assert 'name="strength"' in html and 'name="image"' in html
     html = signed_in.get("/create/fields/?tab=3d&model=local-relief").content.decode()
     assert 'name="image"' in html and 'name="prompt"' not in html
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/cat.png",
+        "http://10.1.2.3/cat.png",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/cat.png",
+        "http://localhost/cat.png",  # a name that resolves to loopback
+    ],
+)
+def test_image_links_to_private_places_are_refused_beside_the_field_and_cost_nothing(
+    signed_in, alice, django_capture_on_commit_callbacks, url
+):
+    response = create(
+        signed_in, django_capture_on_commit_callbacks, tab="edit", model="local-restyle", prompt="x", image_url=url
+    )
+    page = html.unescape(response.content.decode())
+    assert response.status_code == 200
+    assert "That address points to a private or local network, which we don't fetch." in page
+    assert not Generation.objects.exists()
+    assert not Asset.objects.exists()
+    assert Wallet.objects.get(user=alice).balance == 10

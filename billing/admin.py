@@ -1,8 +1,25 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 
-from billing.models import CreditReservation, LedgerEntry, Wallet
+from billing.errors import BillingError
+from billing.models import (
+    CheckoutSession,
+    CreditAdjustment,
+    CreditPack,
+    CreditReservation,
+    Customer,
+    LedgerEntry,
+    Payment,
+    Plan,
+    StripeEvent,
+    Subscription,
+    Wallet,
+)
+from billing.services import credits_adjust
+from billing.services.payments import stripe_event_process
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -28,7 +45,8 @@ class LedgerInline(admin.TabularInline):
 
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
-    list_display = ("user", "balance", "updated_at")
+    list_display = ("user", "balance", "debt", "disputed_at", "updated_at")
+    list_filter = (("disputed_at", admin.EmptyFieldListFilter),)
     search_fields = ("user__email",)
     list_select_related = ("user",)
     inlines = [LedgerInline]
@@ -47,3 +65,119 @@ class CreditReservationAdmin(ReadOnlyAdmin):
     list_display = ("reference", "wallet", "amount", "status", "created_at", "settled_at")
     list_filter = ("status",)
     search_fields = ("reference", "wallet__user__email")
+
+
+class CreditAdjustmentForm(forms.ModelForm):
+    class Meta:
+        model = CreditAdjustment
+        fields = ("user", "amount", "reason")
+        help_texts = {"reason": "Required. Kept with the ledger entry and shown to the person."}
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
+            raise forms.ValidationError("Enter a positive amount to add or a negative one to take away.")
+        return amount
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("A reason is required.")
+        return reason
+
+    def clean(self):
+        data = super().clean()
+        user, amount = data.get("user"), data.get("amount")
+        if user is not None and amount is not None and amount < 0:
+            balance = Wallet.objects.filter(user=user).values_list("balance", flat=True).first() or 0
+            if -amount > balance:
+                raise forms.ValidationError(f"{user.email} has only {balance} credits; the balance can't go below 0.")
+        return data
+
+
+@admin.register(CreditAdjustment)
+class CreditAdjustmentAdmin(admin.ModelAdmin):
+    """Grant or revoke credits by hand: always through the ledger, always with a reason."""
+
+    form = CreditAdjustmentForm
+    list_display = ("created_at", "user", "amount", "reason", "staff")
+    search_fields = ("user__email", "reason")
+    autocomplete_fields = ("user",)
+    list_select_related = ("user", "staff")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        adjustment = credits_adjust(user=obj.user, amount=obj.amount, reason=obj.reason, staff=request.user)
+        obj.pk = adjustment.pk
+
+
+@admin.register(CreditPack)
+class CreditPackAdmin(admin.ModelAdmin):
+    list_display = ("title", "slug", "credits", "price_cents", "currency", "stripe_price_id", "active", "order")
+    list_editable = ("active", "order")
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ("title", "slug", "monthly_credits", "price_cents", "interval", "stripe_price_id", "active")
+
+
+@admin.register(Customer)
+class CustomerAdmin(ReadOnlyAdmin):
+    list_display = ("user", "stripe_customer_id", "created_at")
+    search_fields = ("user__email", "stripe_customer_id")
+    list_select_related = ("user",)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    list_display = ("user", "plan", "status", "current_period_end", "cancel_at_period_end", "updated_at")
+    list_filter = ("status", "plan", "cancel_at_period_end")
+    search_fields = ("user__email", "stripe_subscription_id")
+    list_select_related = ("user", "plan")
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "user", "kind", "amount_cents", "currency", "credits", "credits_reversed", "disputed")
+    list_filter = ("kind", "disputed")
+    search_fields = ("user__email", "stripe_payment_intent_id", "stripe_invoice_id", "stripe_charge_id")
+    list_select_related = ("user",)
+
+
+@admin.register(CheckoutSession)
+class CheckoutSessionAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "user", "kind", "pack", "plan", "status", "fulfilled_at")
+    list_filter = ("kind", "status")
+    search_fields = ("user__email", "stripe_session_id")
+    list_select_related = ("user", "pack", "plan")
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "type", "event_id", "status", "attempts", "processed_at")
+    list_filter = ("status", "type")
+    search_fields = ("event_id", "type")
+    readonly_fields = ("event_id", "type", "payload", "status", "error", "attempts", "received_at", "processed_at")
+    actions = ["reprocess"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is not None  # the detail page shows the payload; nothing on it can be saved
+
+    def save_model(self, request, obj, form, change) -> None:  # read-only fields only
+        return None
+
+    @admin.action(description="Reprocess the selected events")
+    def reprocess(self, request, queryset: QuerySet[StripeEvent]) -> None:
+        results = []
+        for event in queryset:
+            try:
+                results.append(stripe_event_process(event_pk=event.pk, force=True))
+            except BillingError as exc:
+                self.message_user(request, f"{event.event_id}: {exc}", level=messages.WARNING)
+        self.message_user(request, f"Reprocessed {len(results)} event(s): {', '.join(results) or 'none'}.")

@@ -13,3 +13,32 @@ class InsufficientCredits(BillingError):
         )
         self.needed = needed
         self.balance = balance
+
+
+class AccountBlocked(InsufficientCredits):
+    """Credits are owed after a refund or dispute; nothing new can be generated until settled."""
+
+    def __init__(self, *, debt: int):
+        BillingError.__init__(
+            self,
+            f"Your account owes {debt} credit{'s' if debt != 1 else ''} after a refunded payment, so new "
+            "generations are paused. Buying credits settles it.",
+        )
+        self.needed = 0
+        self.balance = 0
+        self.debt = debt
+
+
+class PaymentsUnavailable(BillingError):
+    def __init__(self) -> None:
+        super().__init__("Payments are not set up on this server yet, so nothing can be bought here.")
+
+
+class PaymentsError(BillingError):
+    """Stripe refused or could not be reached. `str(exc)` is for people; `detail` for staff."""
+
+    def __init__(self, message: str, *, retryable: bool, detail: str = "", code: str = ""):
+        super().__init__(message)
+        self.retryable = retryable
+        self.detail = detail
+        self.code = code

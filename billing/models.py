@@ -14,11 +14,18 @@ from django.db.models import Q
 class Wallet(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wallet")
     balance = models.BigIntegerField(default=0)
+    # Credits owed after a refund or dispute took back credits that were already spent. The balance
+    # never goes below zero; while a debt is open, new generations are refused.
+    debt = models.BigIntegerField(default=0)
+    disputed_at = models.DateTimeField(null=True, blank=True, help_text="A card dispute was opened (staff review).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_not_negative")]
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_not_negative"),
+            models.CheckConstraint(condition=Q(debt__gte=0), name="wallet_debt_not_negative"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} · {self.balance} credits"
@@ -33,6 +40,7 @@ class LedgerReason(models.TextChoices):
     ADMIN_GRANT = "admin_grant", "Added by support"
     ADMIN_REVOKE = "admin_revoke", "Removed by support"
     PAYMENT_REVERSAL = "payment_reversal", "Payment refunded or disputed"
+    DEBT_SETTLEMENT = "debt_settlement", "Settles credits owed from a refunded payment"
 
 
 class LedgerEntry(models.Model):
@@ -84,3 +92,202 @@ class CreditReservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference} · {self.amount} · {self.status}"
+
+
+# --- what we sell ---------------------------------------------------------------------------------
+
+
+class CreditPack(models.Model):
+    """A one-time purchase of credits (Stripe Checkout, mode=payment)."""
+
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=80)
+    credits = models.PositiveIntegerField()
+    price_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    stripe_price_id = models.CharField(max_length=100, blank=True, help_text="Filled by `manage.py stripe_prices`.")
+    active = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "credits"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def lookup_key(self) -> str:
+        return f"atelier-pack-{self.slug}"
+
+
+class Plan(models.Model):
+    """A subscription (Stripe Checkout, mode=subscription); each paid invoice grants the credits."""
+
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=80)
+    monthly_credits = models.PositiveIntegerField()
+    price_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    interval = models.CharField(max_length=10, default="month")
+    features = models.TextField(blank=True, help_text="One line per feature, shown on the pricing page.")
+    stripe_price_id = models.CharField(max_length=100, blank=True, help_text="Filled by `manage.py stripe_prices`.")
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def lookup_key(self) -> str:
+        return f"atelier-plan-{self.slug}"
+
+    @property
+    def feature_list(self) -> list[str]:
+        return [line.strip() for line in self.features.splitlines() if line.strip()]
+
+
+# --- Stripe state, mirrored -------------------------------------------------------------------------
+
+
+class Customer(models.Model):
+    """The one Stripe Customer of a person, created lazily on their first checkout."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stripe_customer")
+    stripe_customer_id = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.stripe_customer_id
+
+
+class SubscriptionStatus(models.TextChoices):
+    INCOMPLETE = "incomplete", "Incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete (expired)"
+    TRIALING = "trialing", "Trial"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Payment overdue"
+    UNPAID = "unpaid", "Unpaid"
+    CANCELED = "canceled", "Canceled"
+    PAUSED = "paused", "Paused"
+
+
+PRO_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
+
+
+class Subscription(models.Model):
+    """A person's subscription as Stripe last told us (always read back from the API)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subscriptions")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="subscriptions")
+    stripe_subscription_id = models.CharField(max_length=100, unique=True)
+    status = models.CharField(max_length=20, choices=SubscriptionStatus.choices)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_subscription_id} · {self.status}"
+
+    @property
+    def is_pro(self) -> bool:
+        return self.status in PRO_STATUSES
+
+
+class CheckoutKind(models.TextChoices):
+    PACK = "pack", "Credit pack"
+    PLAN = "plan", "Subscription"
+
+
+class CheckoutSession(models.Model):
+    """A Stripe Checkout we sent someone to; `fulfilled_at` is set when its credits were granted."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="checkout_sessions")
+    stripe_session_id = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=8, choices=CheckoutKind.choices)
+    pack = models.ForeignKey(CreditPack, on_delete=models.PROTECT, null=True, blank=True)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True)
+    status = models.CharField(max_length=20, default="open")
+    created_at = models.DateTimeField(auto_now_add=True)
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.stripe_session_id
+
+
+class PaymentKind(models.TextChoices):
+    PACK = "pack", "Credit pack"
+    SUBSCRIPTION = "subscription", "Subscription invoice"
+
+
+class Payment(models.Model):
+    """A paid Stripe payment that granted credits; refunds and disputes take them back from here."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="payments")
+    kind = models.CharField(max_length=16, choices=PaymentKind.choices)
+    stripe_payment_intent_id = models.CharField(max_length=100, blank=True, db_index=True)
+    stripe_invoice_id = models.CharField(max_length=100, blank=True, db_index=True)
+    stripe_charge_id = models.CharField(max_length=100, blank=True, db_index=True)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    credits = models.PositiveIntegerField()
+    credits_reversed = models.PositiveIntegerField(default=0)
+    disputed = models.BooleanField(default=False)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(credits_reversed__lte=models.F("credits")), name="payment_reversal_cap")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.credits} credits"
+
+
+class EventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    IGNORED = "ignored", "Ignored (not a type we act on)"
+    FAILED = "failed", "Failed"
+
+
+class StripeEvent(models.Model):
+    """Every verified Stripe webhook event, stored by id before anything else happens."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=EventStatus.choices, default=EventStatus.RECEIVED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class CreditAdjustment(models.Model):
+    """Staff granting or taking credits by hand; the reason is required and kept (audit)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_adjustments")
+    amount = models.IntegerField(help_text="Positive adds credits, negative takes them away.")
+    reason = models.CharField(max_length=300)
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ledger_entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="adjustment_not_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.amount:+d} for {self.user}: {self.reason}"

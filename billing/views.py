@@ -1,14 +1,121 @@
 from __future__ import annotations
 
+import logging
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
-from billing import selectors
+from billing import selectors, stripe_api
+from billing.errors import BillingError, PaymentsError
+from billing.models import CreditPack, Customer, Plan
+from billing.services import payments
+
+logger = logging.getLogger(__name__)
+
+
+def pricing(request: HttpRequest) -> HttpResponse:
+    context = {
+        "packs": selectors.packs_on_sale(),
+        "plans": selectors.plans_on_sale(),
+        "payments_enabled": payments.payments_enabled(),
+        "free_credits": payments.settings.FREE_CREDITS_ON_SIGNUP,
+        "current": payments.subscription_current(user=request.user) if request.user.is_authenticated else None,
+        "canceled": request.GET.get("canceled") == "1",
+    }
+    return render(request, "billing/pricing.html", context)
+
+
+def _invoices(user) -> tuple[list[dict], bool]:
+    """Invoices and receipts from Stripe; ([], True) when Stripe cannot be reached right now."""
+    customer = Customer.objects.filter(user=user).first()
+    if customer is None or not payments.payments_enabled():
+        return [], False
+    try:
+        return stripe_api.invoices_list(customer=customer.stripe_customer_id), False
+    except BillingError as exc:
+        logger.warning("invoices for %s unavailable: %s", user.pk, getattr(exc, "detail", exc))
+        return [], True
 
 
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.ledger_for(user=request.user), 20).get_page(request.GET.get("page"))
-    return render(request, "billing/overview.html", {"balance": selectors.balance_of(user=request.user), "page": page})
+    invoices, invoices_unavailable = _invoices(request.user)
+    context = {
+        "wallet": selectors.wallet_of(user=request.user),
+        "balance": selectors.balance_of(user=request.user),
+        "page": page,
+        "subscription": payments.subscription_current(user=request.user),
+        "payments_enabled": payments.payments_enabled(),
+        "invoices": invoices,
+        "invoices_unavailable": invoices_unavailable,
+        "checkout": selectors.checkout_for(user=request.user, session_id=request.GET.get("checkout", "")),
+    }
+    return render(request, "billing/overview.html", context)
+
+
+@login_required
+@require_GET
+def checkout_status(request: HttpRequest) -> HttpResponse:
+    """htmx: polled while a payment is processing; stops polling once the credits are in."""
+    context = {
+        "checkout": selectors.checkout_for(user=request.user, session_id=request.GET.get("checkout", "")),
+        "balance": selectors.balance_of(user=request.user),
+    }
+    response = render(request, "billing/_checkout_status.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _go_to_stripe(request: HttpRequest, start) -> HttpResponse:
+    try:
+        url = start()
+    except BillingError as exc:
+        if isinstance(exc, PaymentsError):
+            logger.warning("stripe checkout/portal failed for %s: %s", request.user.pk, exc.detail)
+        messages.error(request, str(exc))
+        return redirect("pricing")
+    return HttpResponseRedirect(url, status=303)
+
+
+@login_required
+@require_POST
+def checkout_pack(request: HttpRequest, slug: str) -> HttpResponse:
+    pack = get_object_or_404(CreditPack, slug=slug, active=True)
+    return _go_to_stripe(request, lambda: payments.checkout_start(user=request.user, pack=pack))
+
+
+@login_required
+@require_POST
+def checkout_plan(request: HttpRequest, slug: str) -> HttpResponse:
+    plan = get_object_or_404(Plan, slug=slug, active=True)
+    return _go_to_stripe(request, lambda: payments.checkout_start(user=request.user, plan=plan))
+
+
+@login_required
+@require_POST
+def portal(request: HttpRequest) -> HttpResponse:
+    return _go_to_stripe(request, lambda: payments.portal_url(user=request.user))
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> JsonResponse:
+    """Verify the signature, store the event by id, answer fast; a task does the work."""
+    if not payments.payments_enabled() or not payments.settings.STRIPE_WEBHOOK_SECRET:
+        return JsonResponse({"error": "payments are not configured"}, status=400)
+    signature = request.headers.get("Stripe-Signature", "")
+    try:
+        event = stripe_api.webhook_event(payload=request.body, signature=signature)
+    except (stripe_api.WebhookSignatureError, ValueError) as exc:
+        logger.warning("stripe webhook refused: %s", exc)
+        return JsonResponse({"error": "invalid signature or payload"}, status=400)
+    if not event.get("id") or not event.get("type"):
+        return JsonResponse({"error": "not an event"}, status=400)
+    _, created = payments.stripe_event_record(event=event)
+    return JsonResponse({"status": "accepted" if created else "duplicate"})

@@ -372,5 +372,13 @@ LOCAL_FILE_URL_TTL = 600  # signed URLs for local-file storage
 FREE_CREDITS_ON_SIGNUP = env.int("FREE_CREDITS_ON_SIGNUP", default=25)
 OUTPUT_MAX_BYTES = env.int("OUTPUT_MAX_BYTES", default=200 * 1024 * 1024)
 
+# Stripe: payments switch on with the secret key. STRIPE_API_BASE points the SDK elsewhere (tests).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_WEBHOOK_TOLERANCE = 300  # seconds; older signatures are refused
+STRIPE_TIMEOUT = env.float("STRIPE_TIMEOUT", default=20.0)
+PAYMENTS_ENABLED = bool(STRIPE_SECRET_KEY)
+
 DEMO_USER_EMAIL = "demo@atelier.local"
 DEMO_USER_PASSWORD = env.str("DEMO_USER_PASSWORD", default="atelier-demo-2026")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from billing import views as billing_views
 from config import health, views
 from config.api import api
 
@@ -16,6 +17,8 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     path("privacy/", include("privacy.urls")),
     path("billing/", include("billing.urls")),
+    path("pricing/", billing_views.pricing, name="pricing"),
+    path("webhooks/stripe/", billing_views.stripe_webhook, name="stripe_webhook"),
     path("", include("generation.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),

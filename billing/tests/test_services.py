@@ -110,4 +110,4 @@ def test_credits_page_lists_the_ledger_with_readable_reasons(client, alice):
     page = client.get(reverse("billing:overview")).content.decode()
     assert "Added by support" in page
     assert "+7" in page
-    assert "Balance: <strong>7</strong>" in page
+    assert '<p class="big-balance" id="balance"><strong>7</strong> credits</p>' in page

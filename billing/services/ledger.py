@@ -16,8 +16,16 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.errors import InsufficientCredits
-from billing.models import CreditReservation, LedgerEntry, LedgerReason, ReservationStatus, Wallet
+from billing.errors import AccountBlocked, InsufficientCredits
+from billing.models import (
+    CreditAdjustment,
+    CreditReservation,
+    LedgerEntry,
+    LedgerReason,
+    Payment,
+    ReservationStatus,
+    Wallet,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,17 +71,36 @@ def _locked_wallet(user) -> Wallet:
 def credits_grant(
     *, user, amount: int, reason: str, reference: str = "", idempotency_key: str, memo: str = ""
 ) -> LedgerEntry:
-    """Add credits (amount > 0). Granting twice with the same key adds them once."""
+    """Add credits (amount > 0). Granting twice with the same key adds them once.
+
+    Credits owed from a refunded payment are settled first, from the credits just added.
+    """
     if amount <= 0:
         raise ValueError("grant amount must be positive")
-    return _apply(
-        wallet=_locked_wallet(user),
-        amount=amount,
-        reason=reason,
-        reference=reference,
-        idempotency_key=idempotency_key,
-        memo=memo,
+    wallet = _locked_wallet(user)
+    if LedgerEntry.objects.filter(idempotency_key=idempotency_key).exists():
+        return LedgerEntry.objects.get(idempotency_key=idempotency_key)
+    entry = _apply(
+        wallet=wallet, amount=amount, reason=reason, reference=reference, idempotency_key=idempotency_key, memo=memo
     )
+    _settle_debt(wallet=wallet, source_key=idempotency_key)
+    return entry
+
+
+def _settle_debt(*, wallet: Wallet, source_key: str) -> None:
+    """Pay what is owed from the balance (caller holds the wallet lock)."""
+    wallet.refresh_from_db(fields=["balance", "debt"])
+    settle = min(wallet.debt, wallet.balance)
+    if settle <= 0:
+        return
+    _apply(
+        wallet=wallet,
+        amount=-settle,
+        reason=LedgerReason.DEBT_SETTLEMENT,
+        reference="debt",
+        idempotency_key=f"settle:{source_key}",
+    )
+    Wallet.objects.filter(pk=wallet.pk).update(debt=F("debt") - settle, updated_at=timezone.now())
 
 
 @transaction.atomic
@@ -109,8 +136,11 @@ def credits_grant_signup_bonus(*, user) -> LedgerEntry | None:
 
 @transaction.atomic
 def credits_reserve(*, user, amount: int, reference: str) -> CreditReservation:
-    """Hold `amount` credits for a job. Raises InsufficientCredits, leaving nothing behind."""
+    """Hold `amount` credits for a job. Raises InsufficientCredits (or AccountBlocked while
+    credits are owed), leaving nothing behind."""
     wallet = _locked_wallet(user)
+    if wallet.debt > 0:
+        raise AccountBlocked(debt=wallet.debt)
     existing = CreditReservation.objects.filter(reference=reference).first()
     if existing is not None:
         return existing
@@ -162,3 +192,67 @@ def credits_release(*, reference: str, include_captured: bool = False, memo: str
             memo=memo,
         )
     return True
+
+
+@transaction.atomic
+def credits_adjust(*, user, amount: int, reason: str, staff=None) -> CreditAdjustment:
+    """Staff add (amount > 0) or take (amount < 0) credits by hand, with a reason that is kept.
+
+    Taking more than the balance raises InsufficientCredits and records nothing.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("a reason is required")
+    if amount == 0:
+        raise ValueError("the amount must not be zero")
+    adjustment = CreditAdjustment.objects.create(user=user, amount=amount, reason=reason, staff=staff)
+    key = f"adjust:{adjustment.pk}"
+    memo = f"{reason} ({staff.email})" if staff is not None else reason
+    if amount > 0:
+        entry = credits_grant(
+            user=user, amount=amount, reason=LedgerReason.ADMIN_GRANT, reference=key, idempotency_key=key, memo=memo
+        )
+    else:
+        entry = credits_revoke(
+            user=user, amount=-amount, reason=LedgerReason.ADMIN_REVOKE, reference=key, idempotency_key=key, memo=memo
+        )
+    adjustment.ledger_entry = entry
+    adjustment.save(update_fields=["ledger_entry"])
+    return adjustment
+
+
+@transaction.atomic
+def credits_reverse_payment(*, payment: Payment, target: int, dispute: bool = False) -> int:
+    """Take back up to `target` credits of a refunded or disputed payment (cumulative, so a
+    replayed event or a second partial refund only takes the difference).
+
+    What is still in the balance is removed; what was already spent becomes a debt, which blocks
+    new generations until a purchase settles it. Returns the credits newly reversed.
+    """
+    wallet = _locked_wallet(payment.user)
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    target = min(target, payment.credits)
+    delta = target - payment.credits_reversed
+    if dispute and not payment.disputed:
+        Payment.objects.filter(pk=payment.pk).update(disputed=True)
+        Wallet.objects.filter(pk=wallet.pk).update(disputed_at=timezone.now())
+    if delta <= 0:
+        return 0
+    wallet.refresh_from_db(fields=["balance", "debt"])
+    from_balance = min(delta, wallet.balance)
+    owed = delta - from_balance
+    what = "disputed" if dispute else "refunded"
+    if from_balance > 0:
+        _apply(
+            wallet=wallet,
+            amount=-from_balance,
+            reason=LedgerReason.PAYMENT_REVERSAL,
+            reference=f"payment:{payment.pk}",
+            idempotency_key=f"reverse:{payment.pk}:{target}",
+            memo=f"Payment {what}" + (f"; {owed} already spent, now owed" if owed else ""),
+        )
+    if owed > 0:
+        Wallet.objects.filter(pk=wallet.pk).update(debt=F("debt") + owed, updated_at=timezone.now())
+    Payment.objects.filter(pk=payment.pk).update(credits_reversed=target)
+    logger.info("payment %s %s: %s credits taken back, %s owed", payment.pk, what, from_balance, owed)
+    return delta

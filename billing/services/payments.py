@@ -1,0 +1,444 @@
+"""Stripe payments: customers, Checkout, the Customer Portal, and acting on webhook events.
+
+Events are stored by id before anything else (`stripe_event_record`), then processed in a
+Celery task (`stripe_event_process`). Processing never trusts the order or the content of
+payloads: each handler reads the object back from the Stripe API and acts on what it says now.
+Every credit change goes through the ledger with an idempotency key derived from the Stripe
+object (`purchase:<payment_intent>`, `invoice:<invoice>`), so a replayed or redelivered event
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from billing import stripe_api
+from billing.errors import PaymentsError, PaymentsUnavailable
+from billing.models import (
+    CheckoutKind,
+    CheckoutSession,
+    CreditPack,
+    Customer,
+    EventStatus,
+    LedgerReason,
+    Payment,
+    PaymentKind,
+    Plan,
+    StripeEvent,
+    Subscription,
+)
+from billing.services.ledger import credits_grant, credits_reverse_payment
+
+logger = logging.getLogger(__name__)
+
+
+def payments_enabled() -> bool:
+    return bool(settings.STRIPE_SECRET_KEY)
+
+
+def _absolute(path: str) -> str:
+    return settings.SITE_URL.rstrip("/") + path
+
+
+# --- customers, prices, checkout, portal --------------------------------------------------------------
+
+
+def customer_ensure(*, user) -> Customer:
+    """The person's Stripe Customer, created on first use (the idempotency key makes a retry safe)."""
+    existing = Customer.objects.filter(user=user).first()
+    if existing is not None:
+        return existing
+    created = stripe_api.customer_create(email=user.email, name=user.name, user_public_id=str(user.public_id))
+    try:
+        with transaction.atomic():
+            return Customer.objects.create(user=user, stripe_customer_id=created["id"])
+    except IntegrityError:
+        return Customer.objects.get(user=user)
+
+
+def _price_ensure(offer: CreditPack | Plan) -> str:
+    """The Stripe Price id of a pack or plan: stored, else found by lookup key, else created."""
+    if offer.stripe_price_id:
+        return offer.stripe_price_id
+    interval = offer.interval if isinstance(offer, Plan) else None
+    amount = offer.price_cents
+    price = stripe_api.price_find(lookup_key=offer.lookup_key)
+    if price is None or price.get("unit_amount") != amount or price.get("currency") != offer.currency:
+        product = stripe_api.product_create(name=f"Atelier {offer.title}", key=offer.lookup_key)
+        price = stripe_api.price_create(
+            product=product["id"],
+            unit_amount=amount,
+            currency=offer.currency,
+            lookup_key=offer.lookup_key,
+            interval=interval,
+            nickname=offer.title,
+        )
+    type(offer).objects.filter(pk=offer.pk).update(stripe_price_id=price["id"])
+    offer.stripe_price_id = price["id"]
+    return price["id"]
+
+
+def stripe_prices_sync() -> list[tuple[str, str]]:
+    """Create (or find) the Stripe Product/Price of every active pack and plan; returns (title, price id)."""
+    if not payments_enabled():
+        raise PaymentsUnavailable()
+    offers: list[CreditPack | Plan] = [*CreditPack.objects.filter(active=True), *Plan.objects.filter(active=True)]
+    return [(offer.title, _price_ensure(offer)) for offer in offers]
+
+
+def checkout_start(*, user, pack: CreditPack | None = None, plan: Plan | None = None) -> str:
+    """Open a Stripe Checkout for a pack (one-time payment) or a plan (subscription); returns its URL."""
+    if not payments_enabled():
+        raise PaymentsUnavailable()
+    if (pack is None) == (plan is None):
+        raise ValueError("exactly one of pack or plan")
+    offer = pack or plan
+    if plan is not None and subscription_current(user=user) is not None:
+        raise PaymentsError("You already have Pro. Manage it from your billing page.", retryable=False)
+    customer = customer_ensure(user=user)
+    metadata = {"user": str(user.public_id), "kind": "pack" if pack else "plan", "offer": offer.slug}
+    params: dict = {
+        "mode": "payment" if pack else "subscription",
+        "customer": customer.stripe_customer_id,
+        "client_reference_id": str(user.public_id),
+        "line_items": [{"price": _price_ensure(offer), "quantity": 1}],
+        "success_url": _absolute(reverse("billing:overview")) + "?checkout={CHECKOUT_SESSION_ID}",
+        "cancel_url": _absolute(reverse("pricing")) + "?canceled=1",
+        "metadata": metadata,
+    }
+    if pack:
+        params["payment_intent_data"] = {"metadata": metadata}
+    else:
+        params["subscription_data"] = {"metadata": metadata}
+    # One key per person, offer and minute: a double click reuses the session, a later visit gets a new one.
+    minute = timezone.now().strftime("%Y%m%d%H%M")
+    session = stripe_api.checkout_session_create(
+        params=params, idempotency_key=f"checkout:{user.public_id}:{offer.lookup_key}:{minute}"
+    )
+    CheckoutSession.objects.get_or_create(
+        stripe_session_id=session["id"],
+        defaults={"user": user, "kind": CheckoutKind.PACK if pack else CheckoutKind.PLAN, "pack": pack, "plan": plan},
+    )
+    return session["url"]
+
+
+def portal_url(*, user) -> str:
+    """A Stripe Customer Portal session (manage or cancel the subscription, cards, invoices)."""
+    if not payments_enabled():
+        raise PaymentsUnavailable()
+    customer = Customer.objects.filter(user=user).first()
+    if customer is None:
+        raise PaymentsError("There is nothing to manage yet: you have not bought anything.", retryable=False)
+    session = stripe_api.portal_session_create(
+        customer=customer.stripe_customer_id, return_url=_absolute(reverse("billing:overview"))
+    )
+    return session["url"]
+
+
+def subscription_current(*, user) -> Subscription | None:
+    return next((s for s in Subscription.objects.filter(user=user).select_related("plan") if s.is_pro), None)
+
+
+# --- webhook events -------------------------------------------------------------------------------------
+
+
+def stripe_event_record(*, event: dict) -> tuple[StripeEvent, bool]:
+    """Store a verified event by its id (unique) before anything else; True if it is new.
+
+    The task is queued on commit; a redelivered event is acknowledged and left alone.
+    """
+    with transaction.atomic():
+        stored, created = StripeEvent.objects.get_or_create(
+            event_id=event["id"], defaults={"type": event.get("type", ""), "payload": event}
+        )
+        if created:
+            transaction.on_commit(lambda: _enqueue(stored.pk))
+    return stored, created
+
+
+def _enqueue(event_pk: int) -> None:
+    from billing.tasks import process_stripe_event
+
+    process_stripe_event.delay(event_pk)
+
+
+def stripe_event_process(*, event_pk: int, force: bool = False) -> str:
+    """Act on one stored event; idempotent. Returns the new status.
+
+    Raises PaymentsError(retryable=True) when Stripe could not be reached (the task retries).
+    """
+    event = StripeEvent.objects.get(pk=event_pk)
+    if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED) and not force:
+        return event.status
+    StripeEvent.objects.filter(pk=event.pk).update(attempts=event.attempts + 1)
+    handler = HANDLERS.get(event.type)
+    obj = (event.payload.get("data") or {}).get("object") or {}
+    if handler is None:
+        status, error = EventStatus.IGNORED, ""
+    else:
+        try:
+            handler(obj)
+            status, error = EventStatus.PROCESSED, ""
+        except PaymentsError as exc:
+            if exc.retryable:
+                StripeEvent.objects.filter(pk=event.pk).update(error=f"{exc}: {exc.detail}")
+                raise
+            status, error = EventStatus.FAILED, f"{exc}: {exc.detail}"
+        except UnknownCustomer as exc:
+            status, error = EventStatus.FAILED, str(exc)
+    StripeEvent.objects.filter(pk=event.pk).update(status=status, error=error, processed_at=timezone.now())
+    if status == EventStatus.FAILED:
+        logger.warning("stripe event %s (%s) failed: %s", event.event_id, event.type, error)
+    return status
+
+
+class UnknownCustomer(Exception):
+    """The Stripe object belongs to no one we know (e.g. made by hand in the dashboard)."""
+
+
+def _user_for_customer(customer_id: str | None):
+    customer = Customer.objects.select_related("user").filter(stripe_customer_id=customer_id or "").first()
+    if customer is None:
+        raise UnknownCustomer(f"no Atelier customer for Stripe customer {customer_id!r}")
+    return customer.user
+
+
+def _id(value) -> str:
+    """Stripe fields are an id or an expanded object."""
+    if isinstance(value, dict):
+        return value.get("id") or ""
+    return value or ""
+
+
+# Checkout (packs) ---------------------------------------------------------------------------------------
+
+
+def _on_checkout_session(obj: dict) -> None:
+    session = stripe_api.checkout_session_get(obj["id"])
+    CheckoutSession.objects.filter(stripe_session_id=session["id"]).update(status=session.get("status") or "")
+    if session.get("mode") == "subscription":
+        subscription_id = _id(session.get("subscription"))
+        if subscription_id:
+            _subscription_sync(subscription_id)
+            CheckoutSession.objects.filter(stripe_session_id=session["id"], fulfilled_at__isnull=True).update(
+                fulfilled_at=timezone.now()
+            )
+        return
+    if session.get("payment_status") != "paid":
+        return  # e.g. a bank debit still pending: async_payment_succeeded comes later
+    payment_intent = _id(session.get("payment_intent"))
+    if payment_intent:
+        _fulfil_pack(payment_intent_id=payment_intent)
+
+
+def _on_payment_intent_succeeded(obj: dict) -> None:
+    """Credits for a pack may be granted from here if it arrives before the checkout event."""
+    metadata = obj.get("metadata") or {}
+    if metadata.get("kind") == "pack":
+        _fulfil_pack(payment_intent_id=obj["id"])
+
+
+def _fulfil_pack(*, payment_intent_id: str) -> None:
+    """Grant a pack's credits once per PaymentIntent, whichever event gets here first."""
+    intent = stripe_api.payment_intent_get(payment_intent_id)
+    if intent.get("status") != "succeeded":
+        return
+    metadata = intent.get("metadata") or {}
+    pack = CreditPack.objects.filter(slug=metadata.get("offer", "")).first()
+    if metadata.get("kind") != "pack" or pack is None:
+        detail = f"payment intent {payment_intent_id} {metadata}"
+        raise PaymentsError("Unknown purchase.", retryable=False, detail=detail)
+    user = _user_for_customer(_id(intent.get("customer")))
+    key = f"purchase:{payment_intent_id}"
+    with transaction.atomic():
+        payment, created = Payment.objects.get_or_create(
+            idempotency_key=key,
+            defaults={
+                "user": user,
+                "kind": PaymentKind.PACK,
+                "stripe_payment_intent_id": payment_intent_id,
+                "stripe_charge_id": _id(intent.get("latest_charge")),
+                "amount_cents": intent.get("amount_received") or intent.get("amount") or 0,
+                "currency": intent.get("currency") or pack.currency,
+                "credits": pack.credits,
+            },
+        )
+        credits_grant(
+            user=user,
+            amount=pack.credits,
+            reason=LedgerReason.PURCHASE,
+            reference=f"stripe:{payment_intent_id}",
+            idempotency_key=key,
+            memo=pack.title,
+        )
+        CheckoutSession.objects.filter(user=user, pack=pack, fulfilled_at__isnull=True, status="complete").update(
+            fulfilled_at=timezone.now()
+        )
+        if created:
+            transaction.on_commit(lambda: _email(user, "credits_added", {"pack": pack, "payment": payment}))
+
+
+# Subscriptions ---------------------------------------------------------------------------------------------
+
+
+def _timestamp(value) -> datetime | None:
+    return datetime.fromtimestamp(int(value), tz=UTC) if value else None
+
+
+def _subscription_sync(subscription_id: str) -> Subscription:
+    """Mirror a subscription as the API reports it now (status, plan, period end, cancel flag)."""
+    data = stripe_api.subscription_get(subscription_id)
+    user = _user_for_customer(_id(data.get("customer")))
+    items = (data.get("items") or {}).get("data") or []
+    price_ids = [_id(item.get("price")) or _id(item.get("plan")) for item in items]
+    plan = Plan.objects.filter(stripe_price_id__in=[p for p in price_ids if p]).first()
+    if plan is None:
+        plan = Plan.objects.filter(slug=(data.get("metadata") or {}).get("offer", "")).first()
+    # Newer API versions keep the period on the items; older ones on the subscription.
+    period_end = data.get("current_period_end") or max(
+        (item.get("current_period_end") or 0 for item in items), default=0
+    )
+    subscription, _ = Subscription.objects.update_or_create(
+        stripe_subscription_id=data["id"],
+        defaults={
+            "user": user,
+            "plan": plan,
+            "status": data.get("status") or "incomplete",
+            "current_period_end": _timestamp(period_end),
+            "cancel_at_period_end": bool(data.get("cancel_at_period_end")),
+        },
+    )
+    return subscription
+
+
+def _on_subscription_event(obj: dict) -> None:
+    _subscription_sync(obj["id"])
+
+
+def _invoice_subscription_id(invoice: dict) -> str:
+    parent = (invoice.get("parent") or {}).get("subscription_details") or {}
+    return _id(invoice.get("subscription")) or _id(parent.get("subscription"))
+
+
+def _on_invoice_paid(obj: dict) -> None:
+    """Grant the plan's monthly credits once per paid subscription invoice."""
+    invoice = stripe_api.invoice_get(obj["id"])
+    if invoice.get("status") != "paid":
+        return
+    subscription_id = _invoice_subscription_id(invoice)
+    if not subscription_id:
+        return  # not a subscription invoice
+    subscription = _subscription_sync(subscription_id)
+    plan = subscription.plan
+    if plan is None:
+        raise PaymentsError("Unknown plan.", retryable=False, detail=f"subscription {subscription_id} has no plan")
+    key = f"invoice:{invoice['id']}"
+    with transaction.atomic():
+        payment, created = Payment.objects.get_or_create(
+            idempotency_key=key,
+            defaults={
+                "user": subscription.user,
+                "kind": PaymentKind.SUBSCRIPTION,
+                "stripe_invoice_id": invoice["id"],
+                "stripe_payment_intent_id": _id(invoice.get("payment_intent")),
+                "stripe_charge_id": _id(invoice.get("charge")),
+                "amount_cents": invoice.get("amount_paid") or 0,
+                "currency": invoice.get("currency") or plan.currency,
+                "credits": plan.monthly_credits,
+            },
+        )
+        credits_grant(
+            user=subscription.user,
+            amount=plan.monthly_credits,
+            reason=LedgerReason.SUBSCRIPTION,
+            reference=f"stripe:{invoice['id']}",
+            idempotency_key=key,
+            memo=f"{plan.title} · {invoice.get('number') or invoice['id']}",
+        )
+        if created:
+            context = {"plan": plan, "subscription": subscription, "payment": payment}
+            transaction.on_commit(lambda: _email(subscription.user, "subscription_renewed", context))
+
+
+def _on_invoice_payment_failed(obj: dict) -> None:
+    invoice = stripe_api.invoice_get(obj["id"])
+    subscription_id = _invoice_subscription_id(invoice)
+    subscription = _subscription_sync(subscription_id) if subscription_id else None
+    user = subscription.user if subscription else _user_for_customer(_id(invoice.get("customer")))
+    _email(user, "payment_failed", {"invoice": invoice, "subscription": subscription})
+
+
+# Refunds and disputes ------------------------------------------------------------------------------------
+
+
+def _payment_for_charge(charge: dict) -> Payment | None:
+    charge_id = charge["id"]
+    intent = _id(charge.get("payment_intent"))
+    invoice = _id(charge.get("invoice"))
+    found = Payment.objects.filter(stripe_charge_id=charge_id).first()
+    if found is None and intent:
+        found = Payment.objects.filter(stripe_payment_intent_id=intent).first()
+    if found is None and invoice:
+        found = Payment.objects.filter(stripe_invoice_id=invoice).first()
+    if found is not None and not found.stripe_charge_id:
+        Payment.objects.filter(pk=found.pk).update(stripe_charge_id=charge_id)
+    return found
+
+
+def _on_charge_refunded(obj: dict) -> None:
+    charge = stripe_api.charge_get(obj["id"])
+    payment = _payment_for_charge(charge)
+    if payment is None:
+        logger.info("refund of charge %s that granted no credits", charge["id"])
+        return
+    amount = charge.get("amount") or payment.amount_cents or 1
+    refunded = charge.get("amount_refunded") or 0
+    target = payment.credits if charge.get("refunded") else (payment.credits * refunded) // amount
+    credits_reverse_payment(payment=payment, target=target)
+
+
+def _on_dispute_created(obj: dict) -> None:
+    charge = stripe_api.charge_get(_id(obj.get("charge")))
+    payment = _payment_for_charge(charge)
+    if payment is None:
+        logger.warning("dispute %s on charge %s that granted no credits", obj.get("id"), charge["id"])
+        return
+    credits_reverse_payment(payment=payment, target=payment.credits, dispute=True)
+
+
+HANDLERS = {
+    "checkout.session.completed": _on_checkout_session,
+    "checkout.session.async_payment_succeeded": _on_checkout_session,
+    "payment_intent.succeeded": _on_payment_intent_succeeded,
+    "invoice.paid": _on_invoice_paid,
+    "invoice.payment_failed": _on_invoice_payment_failed,
+    "customer.subscription.created": _on_subscription_event,
+    "customer.subscription.updated": _on_subscription_event,
+    "customer.subscription.deleted": _on_subscription_event,
+    "charge.refunded": _on_charge_refunded,
+    "charge.dispute.created": _on_dispute_created,
+}
+
+
+# --- emails --------------------------------------------------------------------------------------------------
+
+SUBJECTS = {
+    "credits_added": "Your credits are in",
+    "subscription_renewed": "Your Pro credits for this month",
+    "payment_failed": "We could not take your payment",
+}
+
+
+def _email(user, template: str, context: dict) -> None:
+    context = {**context, "user": user, "billing_url": _absolute(reverse("billing:overview"))}
+    body = render_to_string(f"billing/email/{template}.txt", context)
+    subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + SUBJECTS[template]
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email], fail_silently=False)

@@ -1,0 +1,129 @@
+"""Stripe, through the official `stripe` library. Nothing else in Atelier imports the SDK.
+
+Every create call carries an idempotency key, so a retried request never makes a second
+Customer, Checkout Session or Price. Objects come back as plain dicts (`to_dict()`), so the
+rest of the code never depends on the SDK's object types. Errors become `PaymentsError`
+(with `retryable` for network trouble, rate limits and 5xx) or `PaymentsUnavailable`.
+"""
+
+from __future__ import annotations
+
+import stripe
+from django.conf import settings
+
+from billing.errors import PaymentsError, PaymentsUnavailable
+
+
+def _client() -> stripe.StripeClient:
+    if not settings.STRIPE_SECRET_KEY:
+        raise PaymentsUnavailable()
+    options: dict = {"max_network_retries": 2}
+    if settings.STRIPE_API_BASE:
+        options["base_addresses"] = {"api": settings.STRIPE_API_BASE}
+    http_client = stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT)
+    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, http_client=http_client, **options)
+
+
+def _call(fn, *args, **kwargs) -> dict:
+    try:
+        result = fn(*args, **kwargs)
+    except stripe.InvalidRequestError as exc:
+        raise PaymentsError(
+            "Stripe refused the request.", retryable=False, detail=str(exc), code=getattr(exc, "code", None) or ""
+        ) from exc
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        raise PaymentsError("We could not reach Stripe.", retryable=True, detail=str(exc)) from exc
+    except stripe.StripeError as exc:
+        status = getattr(exc, "http_status", None) or 0
+        raise PaymentsError("Stripe had a problem.", retryable=status >= 500 or status == 0, detail=str(exc)) from exc
+    return result.to_dict() if hasattr(result, "to_dict") else result
+
+
+def _options(idempotency_key: str | None) -> dict:
+    return {"idempotency_key": idempotency_key} if idempotency_key else {}
+
+
+# --- objects we create ----------------------------------------------------------------------------
+
+
+def customer_create(*, email: str, name: str, user_public_id: str) -> dict:
+    params = {"email": email, "name": name or email, "metadata": {"user": user_public_id}}
+    return _call(_client().v1.customers.create, params=params, options=_options(f"customer:{user_public_id}"))
+
+
+def product_create(*, name: str, key: str) -> dict:
+    params = {"name": name, "metadata": {"atelier": key}}
+    return _call(_client().v1.products.create, params=params, options=_options(f"product:{key}"))
+
+
+def price_find(*, lookup_key: str) -> dict | None:
+    found = _call(_client().v1.prices.list, params={"lookup_keys": [lookup_key], "active": True, "limit": 1})
+    data = found.get("data") or []
+    return data[0] if data else None
+
+
+def price_create(
+    *, product: str, unit_amount: int, currency: str, lookup_key: str, interval: str | None, nickname: str
+) -> dict:
+    params: dict = {
+        "product": product,
+        "unit_amount": unit_amount,
+        "currency": currency,
+        "lookup_key": lookup_key,
+        "nickname": nickname,
+    }
+    if interval:
+        params["recurring"] = {"interval": interval}
+    key = f"price:{lookup_key}:{unit_amount}:{currency}:{interval or 'once'}"
+    return _call(_client().v1.prices.create, params=params, options=_options(key))
+
+
+def checkout_session_create(*, params: dict, idempotency_key: str) -> dict:
+    return _call(_client().v1.checkout.sessions.create, params=params, options=_options(idempotency_key))
+
+
+def portal_session_create(*, customer: str, return_url: str) -> dict:
+    params = {"customer": customer, "return_url": return_url}
+    return _call(_client().v1.billing_portal.sessions.create, params=params)
+
+
+# --- reading state back (webhook payloads are hints; the API is the truth) -------------------------
+
+
+def checkout_session_get(session_id: str) -> dict:
+    return _call(_client().v1.checkout.sessions.retrieve, session_id)
+
+
+def payment_intent_get(payment_intent_id: str) -> dict:
+    return _call(_client().v1.payment_intents.retrieve, payment_intent_id)
+
+
+def subscription_get(subscription_id: str) -> dict:
+    return _call(_client().v1.subscriptions.retrieve, subscription_id)
+
+
+def invoice_get(invoice_id: str) -> dict:
+    return _call(_client().v1.invoices.retrieve, invoice_id)
+
+
+def charge_get(charge_id: str) -> dict:
+    return _call(_client().v1.charges.retrieve, charge_id)
+
+
+def invoices_list(*, customer: str, limit: int = 12) -> list[dict]:
+    found = _call(_client().v1.invoices.list, params={"customer": customer, "limit": limit})
+    return list(found.get("data") or [])
+
+
+def webhook_event(*, payload: bytes, signature: str) -> dict:
+    """Verify a webhook's signature and timestamp; returns the event as a dict.
+
+    Raises `stripe.SignatureVerificationError` or `ValueError` (bad JSON) for the view to refuse.
+    """
+    event = stripe.Webhook.construct_event(
+        payload, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE
+    )
+    return event.to_dict()
+
+
+WebhookSignatureError = stripe.SignatureVerificationError

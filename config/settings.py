@@ -170,7 +170,18 @@ if AWS_STORAGE_BUCKET_NAME:
             "signature_version": "s3v4",
         },
     }
+    # Pages show presigned URLs straight from the bucket: the CSP must allow its origin.
+    _endpoint = DEFAULT_STORAGE["OPTIONS"]["endpoint_url"]
+    _region = DEFAULT_STORAGE["OPTIONS"]["region_name"]
+    if _endpoint:
+        _parts = _endpoint.split("/")
+        MEDIA_ORIGINS = ["/".join(_parts[:3])]
+    else:
+        MEDIA_ORIGINS = [f"https://{AWS_STORAGE_BUCKET_NAME}.s3.amazonaws.com"]
+        if _region:
+            MEDIA_ORIGINS.append(f"https://{AWS_STORAGE_BUCKET_NAME}.s3.{_region}.amazonaws.com")
 else:
+    MEDIA_ORIGINS: list[str] = []
     DEFAULT_STORAGE = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": MEDIA_ROOT, "base_url": MEDIA_URL},
@@ -297,8 +308,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:", "blob:", "https://lh3.googleusercontent.com"],
-        "connect-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:", "https://lh3.googleusercontent.com", *MEDIA_ORIGINS],
+        "connect-src": ["'self'", *MEDIA_ORIGINS],
         "font-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],

@@ -42,6 +42,11 @@ class GenerationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting rows here would strand reserved credits and stored files; deletion goes through
+        # the owner's history controls (privacy issue), which clean both up.
+        return False
+
     @admin.action(description="Retry (as a new job, charged to the owner)")
     def retry_generations(self, request, queryset: QuerySet[Generation]) -> None:
         done = 0
@@ -58,7 +63,9 @@ class GenerationAdmin(admin.ModelAdmin):
         done = sum(
             services.generation_staff_refund(generation=g, memo=f"refund by {request.user.email}") for g in queryset
         )
-        self.message_user(request, f"Refunded {done} generation(s); the others were refunded already.")
+        self.message_user(
+            request, f"Refunded {done} generation(s); the others were refunded already or have not finished."
+        )
 
 
 @admin.register(ProviderWebhook)

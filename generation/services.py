@@ -138,9 +138,20 @@ def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, ret
 
 
 def _enqueue(generation_id: int) -> None:
+    """Queue the job after commit. If the broker is down the job is failed and refunded at once,
+    rather than left queued with the credits held (and the request still ends normally)."""
     from generation.tasks import run_generation
 
-    run_generation.delay(generation_id)
+    try:
+        run_generation.delay(generation_id)
+    except Exception as exc:
+        logger.exception("could not queue generation %s", generation_id)
+        generation_fail(
+            generation_id=generation_id,
+            message="We could not start this job right now. Your credits were refunded; please try again.",
+            detail=f"enqueue failed: {exc!r}",
+            cancel_remote=False,
+        )
 
 
 def generation_retry(*, user, generation: Generation) -> Generation:
@@ -168,8 +179,12 @@ def _move(generation_id: int, *, from_statuses, **changes) -> bool:
     return bool(Generation.objects.filter(pk=generation_id, status__in=from_statuses).update(**changes))
 
 
-def generation_fail(*, generation_id: int, message: str, detail: str = "") -> bool:
-    """Fail a job that is not final yet and give the credits back. True if this call failed it."""
+def generation_fail(*, generation_id: int, message: str, detail: str = "", cancel_remote: bool = True) -> bool:
+    """Fail a job that is not final yet and give the credits back. True if this call failed it.
+
+    With `cancel_remote` a prediction still running at the provider is told to stop (we would
+    pay for a result nobody gets); the provider's own final states pass False.
+    """
     with transaction.atomic():
         moved = _move(
             generation_id,
@@ -180,8 +195,12 @@ def generation_fail(*, generation_id: int, message: str, detail: str = "") -> bo
             finished_at=timezone.now(),
         )
         if moved:
-            reference = Generation.objects.values_list("uuid", flat=True).get(pk=generation_id)
+            reference, prediction_id = Generation.objects.values_list("uuid", "provider_prediction_id").get(
+                pk=generation_id
+            )
             billing.credits_release(reference=f"generation:{reference}")
+            if cancel_remote and prediction_id and not prediction_id.startswith("local-"):
+                transaction.on_commit(lambda: _enqueue_provider_cancel(generation_id))
     if moved:
         logger.info("generation %s failed: %s (%s)", generation_id, message, detail)
     return moved
@@ -211,7 +230,10 @@ def generation_cancel(*, user, generation: Generation) -> bool:
 def _enqueue_provider_cancel(generation_id: int) -> None:
     from generation.tasks import cancel_prediction
 
-    cancel_prediction.delay(generation_id)
+    try:
+        cancel_prediction.delay(generation_id)
+    except Exception:
+        logger.exception("could not queue the provider cancel of generation %s", generation_id)
 
 
 def provider_cancel(*, generation_id: int) -> None:
@@ -279,6 +301,10 @@ def generation_run(*, generation_id: int, wait: float | None = None) -> None:
         state = provider.start(_start_request(generation))
         # Store the id before waiting: a redelivered task resumes this prediction, never starts another.
         Generation.objects.filter(pk=generation.pk, provider_prediction_id="").update(provider_prediction_id=state.id)
+        if not Generation.objects.filter(pk=generation.pk, status=Status.RUNNING).exists():
+            # Canceled while the prediction was being created: stop it at the provider too.
+            _enqueue_provider_cancel(generation.pk)
+            return
     else:
         state = provider.fetch(generation.provider_prediction_id)
 
@@ -313,12 +339,14 @@ def generation_apply_state(*, generation_id: int, state: PredictionState) -> Non
             generation_id=generation_id,
             message="The model could not make this one. Your credits were refunded; try another prompt or image.",
             detail=state.error or "provider reported failed",
+            cancel_remote=False,
         )
     elif state.status == CANCELED:
         generation_fail(
             generation_id=generation_id,
             message="The provider stopped this job. Your credits were refunded.",
             detail=state.error or "provider reported canceled/aborted",
+            cancel_remote=False,
         )
 
 
@@ -351,7 +379,8 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
                 finished_at=timezone.now(),
                 error_message="",
             )
-            billing.credits_capture(reference=generation.reservation_reference)
+            if not billing.credits_capture(reference=generation.reservation_reference):
+                logger.error("generation %s succeeded but its credits were not reserved any more", generation.pk)
     except ProviderError as exc:
         storage.delete_keys(stored)
         if exc.retryable:
@@ -483,5 +512,11 @@ def generations_fail_stuck() -> int:
 
 
 def generation_staff_refund(*, generation: Generation, memo: str) -> bool:
-    """Staff action: give back the credits of a finished generation (e.g. a bad result)."""
+    """Staff action: give back the credits of a succeeded generation (e.g. a bad result).
+
+    Only finished jobs: refunding a running one would let its result be captured for free;
+    failed and canceled jobs were refunded already.
+    """
+    if Generation.objects.filter(pk=generation.pk).values_list("status", flat=True).first() != Status.SUCCEEDED:
+        return False
     return billing.credits_release(reference=generation.reservation_reference, include_captured=True, memo=memo)

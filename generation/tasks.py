@@ -15,6 +15,7 @@ from generation.models import Generation
 
 logger = logging.getLogger(__name__)
 
+MAX_RETRY_AFTER = 300.0  # a provider asking for longer is waited out in steps, never past the visibility timeout
 UNEXPECTED = "Something went wrong on our side. Your credits were refunded; please try again."
 GAVE_UP = "The model provider kept failing, so we stopped. Your credits were refunded; please try again later."
 
@@ -22,7 +23,7 @@ GAVE_UP = "The model provider kept failing, so we stopped. Your credits were ref
 def retry_delay(exc: ProviderError, retries: int) -> float:
     """Honour the provider's Retry-After; otherwise exponential backoff with jitter, capped."""
     if exc.retry_after:
-        return float(exc.retry_after)
+        return min(float(exc.retry_after), MAX_RETRY_AFTER)
     return min(2.0**retries, 60.0) * (1 + random.random() * 0.2)  # noqa: S311
 
 
@@ -64,6 +65,9 @@ def sync_generation(self, generation_id: int) -> None:
         return
     except ProviderError as exc:
         _retry_or_fail(self, generation_id, exc)
+    except Exception as exc:
+        logger.exception("generation %s crashed while finishing", generation_id)
+        services.generation_fail(generation_id=generation_id, message=UNEXPECTED, detail=repr(exc)[:2000])
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3)

@@ -4,6 +4,7 @@ import logging
 import mimetypes
 
 from csp.decorators import csp_update
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
@@ -101,7 +102,7 @@ def _detail_context(request: HttpRequest, uuid) -> dict:
 # textures it unpacks from the GLB, and the one <style> it injects (allowed by its hash).
 MODEL_VIEWER_CSP = {
     "script-src": ["'self'", "'wasm-unsafe-eval'"],
-    "connect-src": ["'self'", "blob:"],
+    "connect-src": ["'self'", "blob:", *settings.MEDIA_ORIGINS],
     "style-src": ["'self'", "'sha256-PXtZZkJMMyc18o/DN1ZEFOJ2qEGq95IQbVaJFMOXOb0='"],
 }
 
@@ -183,6 +184,8 @@ def replicate_webhook(request: HttpRequest) -> JsonResponse:
     """Verify, dedupe by webhook-id, hand the work to a task, answer fast."""
     from generation.tasks import sync_generation
 
+    if not services.provider_available(Provider.REPLICATE):
+        return JsonResponse({"error": "replicate is not configured"}, status=404)
     try:
         webhook_id, state = get_provider(Provider.REPLICATE).parse_webhook(request)
     except WebhookRejected as exc:

@@ -83,3 +83,14 @@ def test_check_deploy_is_clean_in_production():
     result = run("", production_env(), "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_the_bucket_origin_is_allowed_by_the_content_security_policy():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "d = s.CONTENT_SECURITY_POLICY['DIRECTIVES']; print(d['img-src'][-1], d['connect-src'][-1])"
+    )
+    minio = run(code, {"AWS_STORAGE_BUCKET_NAME": "media", "AWS_S3_ENDPOINT_URL": "http://minio:9000/"})
+    assert minio.stdout.split() == ["http://minio:9000", "http://minio:9000"], minio.stderr
+    aws = run(code, {"AWS_STORAGE_BUCKET_NAME": "media", "AWS_S3_REGION_NAME": "eu-west-1"})
+    assert aws.stdout.split() == ["https://media.s3.eu-west-1.amazonaws.com"] * 2, aws.stderr

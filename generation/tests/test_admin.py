@@ -72,3 +72,13 @@ def test_the_ledger_is_read_only_for_staff(staff_client, alice):
     assert staff_client.get("/admin/billing/ledgerentry/").status_code == 200
     assert staff_client.get("/admin/billing/ledgerentry/add/").status_code == 403
     assert staff_client.get(f"/admin/billing/wallet/{wallet.pk}/change/").status_code == 200
+
+
+def test_refund_of_a_job_that_is_still_running_is_refused(staff_client, alice):
+    billing.credits_grant(user=alice, amount=5, reason=LedgerReason.ADMIN_GRANT, idempotency_key="run")
+    spec = services.GenerationSpec(model=CatalogEntry.objects.get(slug="local-canvas"), values={"prompt": "later"})
+    generation = services.generation_submit(user=alice, spec=spec)  # never run: still queued
+    staff_client.post(
+        "/admin/generation/generation/", {"action": "refund_generations", "_selected_action": [generation.pk]}
+    )
+    assert Wallet.objects.get(user=alice).balance == 4  # still reserved, not handed back for free

@@ -238,3 +238,22 @@ def test_image_links_to_private_places_are_refused_beside_the_field_and_cost_not
     assert not Generation.objects.exists()
     assert not Asset.objects.exists()
     assert Wallet.objects.get(user=alice).balance == 10
+
+
+def test_a_broker_outage_fails_the_job_with_a_refund_instead_of_an_error_page(
+    signed_in, alice, django_capture_on_commit_callbacks, monkeypatch
+):
+    from kombu.exceptions import OperationalError
+
+    from generation import tasks
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.run_generation, "delay", broker_down)
+    response = create(signed_in, django_capture_on_commit_callbacks, model="local-canvas", prompt="a quiet harbour")
+    generation = Generation.objects.get(owner=alice)
+    assert response.status_code == 200
+    assert generation.status == Status.FAILED
+    assert "could not start this job" in response.content.decode()
+    assert Wallet.objects.get(user=alice).balance == 10

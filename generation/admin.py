@@ -11,9 +11,19 @@ from generation.models import Asset, CatalogEntry, Generation, ProviderWebhook
 
 @admin.register(CatalogEntry)
 class CatalogEntryAdmin(admin.ModelAdmin):
-    list_display = ("title", "slug", "kind", "provider", "provider_model", "credit_cost", "enabled", "order")
-    list_filter = ("kind", "provider", "enabled")
-    list_editable = ("credit_cost", "enabled", "order")
+    list_display = (
+        "title",
+        "slug",
+        "kind",
+        "provider",
+        "provider_model",
+        "credit_cost",
+        "pro_only",
+        "enabled",
+        "order",
+    )
+    list_filter = ("kind", "provider", "enabled", "pro_only")
+    list_editable = ("credit_cost", "pro_only", "enabled", "order")
     search_fields = ("title", "slug", "provider_model")
     prepopulated_fields = {"slug": ("title",)}
 

@@ -45,6 +45,7 @@ class CatalogEntry(models.Model):
     input_map = models.JSONField(default=dict, blank=True)
     fixed_input = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
+    pro_only = models.BooleanField(default=False, help_text="Only people with an active Pro subscription may use it.")
     order = models.PositiveIntegerField(default=100)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -94,11 +94,19 @@ def generation_submit(*, user, spec: GenerationSpec, retry_of: Generation | None
     entry = spec.model
     if not entry.enabled or not provider_available(entry.provider):
         raise InvalidInput("This model is not available right now. Pick another one.", field="model")
+    _check_pro(user, entry)
     clean = catalog.clean_params(entry, spec.values)
     if "seed" in entry.parameters and clean.params.get("seed") is None:
         clean.params["seed"] = random.randint(0, 2**31 - 1)  # noqa: S311 - not security relevant
     image = _clean_input_image(spec)  # network/decoding happens before we touch the database
     return _create(user=user, entry=entry, clean=clean, image=image, retry_of=retry_of)
+
+
+def _check_pro(user, entry: CatalogEntry) -> None:
+    from billing.selectors import is_pro
+
+    if entry.pro_only and not is_pro(user=user):
+        raise InvalidInput("This model is part of Pro. Subscribe to Pro or pick another model.", field="model")
 
 
 def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, retry_of) -> Generation:
@@ -168,6 +176,7 @@ def generation_retry(*, user, generation: Generation) -> Generation:
     entry = generation.model
     if not entry.enabled or not provider_available(entry.provider):
         raise InvalidInput("This model is not available right now. Pick another one.", field="model")
+    _check_pro(user, entry)
     return _create(user=user, entry=entry, clean=clean, image=image, retry_of=generation)
 
 

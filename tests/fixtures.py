@@ -53,6 +53,11 @@ def _catalog(request):
 
     if not CatalogEntry.objects.exists():
         importlib.import_module("generation.migrations.0002_seed_catalog").seed(apps, None)
+        importlib.import_module("generation.migrations.0003_catalog_pro_only").mark_pro_models(apps, None)
+    from billing.models import CreditPack
+
+    if not CreditPack.objects.exists():
+        importlib.import_module("billing.migrations.0003_seed_offers").seed(apps, None)
 
 
 # --- personas -------------------------------------------------------------------------------

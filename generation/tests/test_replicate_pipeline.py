@@ -405,3 +405,22 @@ def test_with_webhooks_the_worker_hands_off_and_replicates_webhook_finishes_the_
     assert balance(alice) == 9
     assert_ledger_matches(alice)
     assert f"users/{alice.public_id}/generations/{generation.uuid}/output-0.png" in bucket_keys(replicate_env)
+
+
+def test_pro_only_model_is_refused_without_pro_and_runs_with_it(
+    alice, replicate_env, django_capture_on_commit_callbacks
+):
+    from billing.models import Plan, Subscription, SubscriptionStatus
+    from generation.errors import InvalidInput
+
+    fund(alice, 10)
+    with pytest.raises(InvalidInput, match="part of Pro"):
+        submit(alice, "flux-1-1-pro", django_capture_on_commit_callbacks)
+    assert balance(alice) == 10 and not Generation.objects.exists()
+
+    Subscription.objects.create(
+        user=alice, plan=Plan.objects.get(slug="pro"), stripe_subscription_id="sub_1", status=SubscriptionStatus.ACTIVE
+    )
+    generation = submit(alice, "flux-1-1-pro", django_capture_on_commit_callbacks)
+    assert generation.status == Status.SUCCEEDED
+    assert balance(alice) == 6

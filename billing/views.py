@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -18,16 +19,26 @@ from billing.services import payments
 logger = logging.getLogger(__name__)
 
 
+def _allow_stripe_forms(response: HttpResponse) -> HttpResponse:
+    """Our checkout and portal forms answer with a redirect to Stripe, and CSP's form-action also
+    governs where a form submission may be redirected: allow Stripe's hosted pages."""
+    origins = ["https://checkout.stripe.com", "https://billing.stripe.com"]
+    if settings.STRIPE_API_BASE:  # a local Stripe stand-in (tests, development)
+        origins.append("/".join(settings.STRIPE_API_BASE.split("/")[:3]))
+    response._csp_update = {"form-action": origins}
+    return response
+
+
 def pricing(request: HttpRequest) -> HttpResponse:
     context = {
         "packs": selectors.packs_on_sale(),
         "plans": selectors.plans_on_sale(),
         "payments_enabled": payments.payments_enabled(),
-        "free_credits": payments.settings.FREE_CREDITS_ON_SIGNUP,
+        "free_credits": settings.FREE_CREDITS_ON_SIGNUP,
         "current": payments.subscription_current(user=request.user) if request.user.is_authenticated else None,
         "canceled": request.GET.get("canceled") == "1",
     }
-    return render(request, "billing/pricing.html", context)
+    return _allow_stripe_forms(render(request, "billing/pricing.html", context))
 
 
 def _invoices(user) -> tuple[list[dict], bool]:
@@ -56,7 +67,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "invoices_unavailable": invoices_unavailable,
         "checkout": selectors.checkout_for(user=request.user, session_id=request.GET.get("checkout", "")),
     }
-    return render(request, "billing/overview.html", context)
+    return _allow_stripe_forms(render(request, "billing/overview.html", context))
 
 
 @login_required
@@ -107,7 +118,7 @@ def portal(request: HttpRequest) -> HttpResponse:
 @require_POST
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
     """Verify the signature, store the event by id, answer fast; a task does the work."""
-    if not payments.payments_enabled() or not payments.settings.STRIPE_WEBHOOK_SECRET:
+    if not payments.payments_enabled() or not settings.STRIPE_WEBHOOK_SECRET:
         return JsonResponse({"error": "payments are not configured"}, status=400)
     signature = request.headers.get("Stripe-Signature", "")
     try:

@@ -165,6 +165,37 @@ def stripe_client(stripe_server):
     return stripe.StripeClient("sk_test_atelier", base_addresses={"api": stripe_server.url})
 
 
+@pytest.fixture(scope="session")
+def stripe_api_server(stripe_server):
+    """localstripe plus our extension for Prices, Checkout and the Billing Portal, on one URL."""
+    from tests.fakes.stripe_api import StripeAPIServer
+
+    server = StripeAPIServer(stripe_server.url).start()
+    yield server
+    server.stop()
+
+
+STRIPE_WEBHOOK_SECRET = "whsec_test_atelier_webhooks"
+
+
+@pytest.fixture
+def payments(settings, stripe_api_server):
+    """Payments switched on, the app's Stripe SDK pointed at the stand-in, state emptied."""
+    stripe_api_server.reset()
+    settings.STRIPE_SECRET_KEY = "sk_test_atelier"
+    settings.STRIPE_API_BASE = stripe_api_server.url
+    settings.STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET
+    return stripe_api_server
+
+
+@pytest.fixture
+def stripe_sdk(payments):
+    """The real `stripe` library, for tests to play Stripe's side (refunds, renewals, cancels)."""
+    import stripe
+
+    return stripe.StripeClient("sk_test_atelier", base_addresses={"api": payments.url})
+
+
 # --- Replicate API (our stand-in server) --------------------------------------------------------
 
 

@@ -59,3 +59,14 @@ def screenshot(page, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def sign_in(page, user) -> None:
+    """Sign in through the real form (users from tests.factories share one password)."""
+    from tests.factories import PASSWORD
+
+    page.goto("/accounts/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url("**/account/profile/")

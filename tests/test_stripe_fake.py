@@ -15,36 +15,17 @@ from urllib.parse import urlsplit
 import pytest
 import stripe
 
-from tests.fakes.stripe_api import CheckoutDeclined, StripeAPIServer, sign_payload
-from tests.harness import ServiceProcess, find_executable, free_port, missing
+from tests.fakes.stripe_api import CheckoutDeclined, sign_payload
 
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 WEBHOOK_SECRET = "whsec_test_atelier_stripe_fake"
 
 
-@pytest.fixture(scope="module")
-def stripe_fake():
-    exe = find_executable("localstripe")
-    if exe is None:
-        missing("localstripe", "localstripe is not installed")
-    port = free_port()
-    service = ServiceProcess(
-        "localstripe-stripe-fake", [exe, "--port", str(port), "--from-scratch"], port, log_dir=ARTIFACTS
-    )
-    try:
-        service.start()
-    except RuntimeError as exc:
-        missing("localstripe", str(exc))
-    server = StripeAPIServer(service.url).start()
-    yield server
-    server.stop()
-    service.stop()
-
-
 @pytest.fixture
-def fake(stripe_fake):
-    stripe_fake.reset()
-    return stripe_fake
+def fake(stripe_api_server):
+    """The suite's localstripe with the extension in front (tests/fixtures.py), emptied."""
+    stripe_api_server.reset()
+    return stripe_api_server
 
 
 @pytest.fixture

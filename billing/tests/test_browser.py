@@ -9,20 +9,12 @@ import pytest
 
 from billing import services
 from billing.models import LedgerReason
-from tests.browser import screenshot
-from tests.factories import PASSWORD, UserFactory
+from tests.browser import screenshot, sign_in
+from tests.factories import UserFactory
 from tests.fakes.stripe_api import sign_payload
 from tests.fixtures import STRIPE_WEBHOOK_SECRET
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, user) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    page.wait_for_url("**/account/profile/")
 
 
 @pytest.fixture

@@ -11,18 +11,10 @@ from PIL import Image
 from billing import services as billing
 from billing.models import LedgerReason, Wallet
 from generation.models import Generation, Status
-from tests.browser import screenshot
-from tests.factories import PASSWORD, UserFactory
+from tests.browser import screenshot, sign_in
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, user) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    page.wait_for_url("**/account/profile/")
 
 
 @pytest.fixture

@@ -30,3 +30,14 @@ class ProviderError(GenerationError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.detail = detail or message
+
+
+class StorageUnavailable(ProviderError):
+    """Our own storage (S3 or disk) failed; worth retrying, and nothing was charged for a submit."""
+
+    def __init__(self, detail: str):
+        super().__init__(
+            "We could not store files right now. Nothing was charged; please try again in a minute.",
+            retryable=True,
+            detail=detail,
+        )

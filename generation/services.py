@@ -309,7 +309,18 @@ def generation_run(*, generation_id: int, wait: float | None = None) -> None:
     if not generation.provider_prediction_id:
         state = provider.start(_start_request(generation))
         # Store the id before waiting: a redelivered task resumes this prediction, never starts another.
-        Generation.objects.filter(pk=generation.pk, provider_prediction_id="").update(provider_prediction_id=state.id)
+        kept = Generation.objects.filter(pk=generation.pk, provider_prediction_id="").update(
+            provider_prediction_id=state.id
+        )
+        if not kept:
+            # Another delivery of this task got its prediction stored first: stop ours, follow theirs.
+            try:
+                provider.cancel(state.id)
+            except ProviderError as exc:
+                logger.warning("could not cancel duplicate prediction %s: %s", state.id, exc.detail)
+            state = provider.fetch(
+                Generation.objects.values_list("provider_prediction_id", flat=True).get(pk=generation.pk)
+            )
         if not Generation.objects.filter(pk=generation.pk, status=Status.RUNNING).exists():
             # Canceled while the prediction was being created: stop it at the provider too.
             _enqueue_provider_cancel(generation.pk)
@@ -360,27 +371,29 @@ def generation_apply_state(*, generation_id: int, state: PredictionState) -> Non
 
 
 def _finish_success(*, generation_id: int, state: PredictionState) -> None:
-    """Copy every output into our storage, record the assets, then capture the credits.
+    """Copy every output into our storage, then record the assets and capture the credits.
 
-    Holding the row lock while copying means a webhook and the poller cannot both finish it.
+    The copy (possibly large, and slow) happens without a lock or an open transaction; only the
+    short bookkeeping at the end locks the row. If another finisher (webhook vs poller) or a
+    cancel got there first, this one deletes what it copied and leaves the job alone.
     """
+    generation = Generation.objects.select_related("owner", "model").filter(pk=generation_id).first()
+    if generation is None or generation.status != Status.RUNNING:
+        return  # already finished, failed or canceled
     stored: list[str] = []
     try:
+        if not state.outputs:
+            raise ProviderError("The model returned no result.", detail="succeeded without output")
+        provider = get_provider(generation.model.provider)
+        outputs = state.outputs[:1] if generation.kind == Kind.IMAGE_TO_3D else state.outputs[:4]
+        assets: list[Asset] = []
+        for index, ref in enumerate(outputs):
+            assets += _copy_output(generation, provider, ref, index, stored)
         with transaction.atomic():
-            generation = (
-                Generation.objects.select_for_update()
-                .select_related("owner", "model")
-                .filter(pk=generation_id, status=Status.RUNNING)
-                .first()
-            )
-            if generation is None:
-                return  # already finished, failed or canceled
-            if not state.outputs:
-                raise ProviderError("The model returned no result.", detail="succeeded without output")
-            provider = get_provider(generation.model.provider)
-            outputs = state.outputs[:1] if generation.kind == Kind.IMAGE_TO_3D else state.outputs[:4]
-            for index, ref in enumerate(outputs):
-                _copy_output(generation, provider, ref, index, stored)
+            locked = Generation.objects.select_for_update().filter(pk=generation_id, status=Status.RUNNING).first()
+            if locked is None:
+                raise _LostRace()
+            Asset.objects.bulk_create(assets)
             _move(
                 generation.pk,
                 from_statuses=[Status.RUNNING],
@@ -390,6 +403,8 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
             )
             if not billing.credits_capture(reference=generation.reservation_reference):
                 logger.error("generation %s succeeded but its credits were not reserved any more", generation.pk)
+    except _LostRace:
+        storage.delete_keys(stored)  # someone else finished or canceled it meanwhile
     except ProviderError as exc:
         storage.delete_keys(stored)
         if exc.retryable:
@@ -400,40 +415,50 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
         raise
 
 
-def _copy_output(generation: Generation, provider, ref, index: int, stored: list[str]) -> None:
+class _LostRace(Exception):
+    pass
+
+
+def _copy_output(generation: Generation, provider, ref, index: int, stored: list[str]) -> list[Asset]:
+    """Stream one output into storage (and its thumbnail); returns the unsaved Asset rows."""
     with storage.spooled(provider.open_output(ref), max_bytes=settings.OUTPUT_MAX_BYTES) as spool:
         content = spool.read_all()
         # What the file is comes from its bytes: the provider's word is not trusted.
         mime, ext, width, height = _identify(generation.kind, spool.head, content)
         saved = spool.save(f"{generation.storage_prefix}/output-{index}.{ext}")
     stored.append(saved.key)
-    Asset.objects.create(
-        generation=generation,
-        role=AssetRole.OUTPUT,
-        index=index,
-        storage_key=saved.key,
-        mime_type=mime,
-        bytes=saved.size,
-        sha256=saved.sha256,
-        width=width,
-        height=height,
-    )
+    assets = [
+        Asset(
+            generation=generation,
+            role=AssetRole.OUTPUT,
+            index=index,
+            storage_key=saved.key,
+            mime_type=mime,
+            bytes=saved.size,
+            sha256=saved.sha256,
+            width=width,
+            height=height,
+        )
+    ]
     thumb_source = content if mime != GLB_MIME else _input_bytes(generation)
     if index == 0 and thumb_source:
         thumb = _thumbnail(thumb_source)
         if thumb is not None:
             saved_thumb = storage.save_bytes(f"{generation.storage_prefix}/thumb-0.webp", thumb[0])
             stored.append(saved_thumb.key)
-            Asset.objects.create(
-                generation=generation,
-                role=AssetRole.THUMBNAIL,
-                storage_key=saved_thumb.key,
-                mime_type="image/webp",
-                bytes=saved_thumb.size,
-                sha256=saved_thumb.sha256,
-                width=thumb[1],
-                height=thumb[2],
+            assets.append(
+                Asset(
+                    generation=generation,
+                    role=AssetRole.THUMBNAIL,
+                    storage_key=saved_thumb.key,
+                    mime_type="image/webp",
+                    bytes=saved_thumb.size,
+                    sha256=saved_thumb.sha256,
+                    width=thumb[1],
+                    height=thumb[2],
+                )
             )
+    return assets
 
 
 def _input_bytes(generation: Generation) -> bytes | None:

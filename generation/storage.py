@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,7 +21,16 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.urls import reverse
 
-from generation.errors import ProviderError
+from generation.errors import ProviderError, StorageUnavailable
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    STORAGE_ERRORS: tuple[type[BaseException], ...] = (OSError, BotoCoreError, ClientError)
+except ImportError:  # pragma: no cover - boto3 is a pinned dependency
+    STORAGE_ERRORS = (OSError,)
+
+logger = logging.getLogger(__name__)
 
 _SIGNER_SALT = "generation.asset"
 
@@ -34,7 +44,10 @@ class StoredFile:
 
 
 def save_bytes(key: str, content: bytes) -> StoredFile:
-    saved = default_storage.save(key, ContentFile(content))
+    try:
+        saved = default_storage.save(key, ContentFile(content))
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"save {key}: {exc!r}") from exc
     return StoredFile(key=saved, size=len(content), sha256=hashlib.sha256(content).hexdigest(), head=content[:64])
 
 
@@ -56,7 +69,10 @@ class Spool:
 
     def save(self, key: str) -> StoredFile:
         self.file.seek(0)
-        saved = default_storage.save(key, File(self.file, name=key.rsplit("/", 1)[-1]))
+        try:
+            saved = default_storage.save(key, File(self.file, name=key.rsplit("/", 1)[-1]))
+        except STORAGE_ERRORS as exc:
+            raise StorageUnavailable(f"save {key}: {exc!r}") from exc
         return StoredFile(key=saved, size=self.size, sha256=self.sha256, head=self.head)
 
 
@@ -83,13 +99,20 @@ def spooled(chunks: Iterable[bytes], *, max_bytes: int) -> Iterator[Spool]:
 
 
 def read_bytes(key: str) -> bytes:
-    with default_storage.open(key, "rb") as handle:
-        return handle.read()
+    try:
+        with default_storage.open(key, "rb") as handle:
+            return handle.read()
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"read {key}: {exc!r}") from exc
 
 
 def delete_keys(keys: Iterable[str]) -> None:
+    """Best effort clean-up: a failed delete is logged (with the key, to sweep later), not raised."""
     for key in keys:
-        default_storage.delete(key)
+        try:
+            default_storage.delete(key)
+        except STORAGE_ERRORS as exc:
+            logger.error("could not delete stored object %s: %r", key, exc)
 
 
 def _is_local() -> bool:

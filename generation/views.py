@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.errors import InsufficientCredits
 from billing.selectors import balance_of
 from generation import selectors, services, storage
-from generation.errors import InvalidInput, NotAllowed
+from generation.errors import InvalidInput, NotAllowed, ProviderError
 from generation.forms import TABS, CreateForm
 from generation.models import Provider
 from generation.providers import get_provider
@@ -49,6 +49,9 @@ def create(request: HttpRequest) -> HttpResponse:
                 generation = services.generation_submit(user=request.user, spec=spec)
             except InvalidInput as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            except ProviderError as exc:  # our storage is down: nothing was charged
+                logger.warning("submit failed: %s", exc.detail)
+                form.add_error(None, str(exc))
             except InsufficientCredits as exc:
                 form.add_error(
                     None, format_html('{} <a href="{}">See your credits</a>.', str(exc), reverse("billing:overview"))
@@ -140,7 +143,7 @@ def retry(request: HttpRequest, uuid) -> HttpResponse:
     generation = selectors.generation_for_owner(user=request.user, uuid=uuid)
     try:
         new = services.generation_retry(user=request.user, generation=generation)
-    except (NotAllowed, InvalidInput) as exc:
+    except (NotAllowed, InvalidInput, ProviderError) as exc:
         messages.error(request, str(exc))
         return redirect("generation:detail", uuid=uuid)
     except InsufficientCredits as exc:

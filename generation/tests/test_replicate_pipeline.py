@@ -424,3 +424,73 @@ def test_pro_only_model_is_refused_without_pro_and_runs_with_it(
     generation = submit(alice, "flux-1-1-pro", django_capture_on_commit_callbacks)
     assert generation.status == Status.SUCCEEDED
     assert balance(alice) == 6
+
+
+def test_cancel_while_the_result_is_being_copied_wins_and_leaves_no_files(
+    alice, replicate_env, django_capture_on_commit_callbacks, monkeypatch
+):
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX)
+    original = services._copy_output
+
+    def copy_then_person_cancels(generation, *args, **kwargs):
+        assets = original(generation, *args, **kwargs)
+        services.generation_cancel(user=alice, generation=generation)  # clicked while we were copying
+        return assets
+
+    monkeypatch.setattr(services, "_copy_output", copy_then_person_cancels)
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+
+    assert generation.status == Status.CANCELED
+    assert balance(alice) == 10
+    assert_ledger_matches(alice)
+    assert not Asset.objects.filter(generation=generation).exists()
+    assert bucket_keys(replicate_env) == []
+
+
+def test_a_duplicate_delivery_racing_the_first_cancels_its_own_prediction_and_follows_the_first(
+    alice, replicate_env, django_capture_on_commit_callbacks, monkeypatch
+):
+    from generation.providers.replicate import ReplicateProvider
+
+    fund(alice, 10)
+    api = replicate_env["api"]
+    api.script(FLUX)
+    original_start = ReplicateProvider.start
+    raced = {}
+
+    def start_while_another_worker_also_starts(self, request):
+        state = original_start(self, request)
+        if not raced:  # the other delivery stored its prediction while ours was being created
+            raced["first"] = original_start(self, request).id
+            Generation.objects.update(provider_prediction_id=raced["first"])
+        return state
+
+    monkeypatch.setattr(ReplicateProvider, "start", start_while_another_worker_also_starts)
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+
+    assert generation.status == Status.SUCCEEDED
+    assert generation.provider_prediction_id == raced["first"]
+    statuses = sorted(p["status"] for p in api.state.predictions.values())
+    assert statuses == ["canceled", "succeeded"]
+    assert balance(alice) == 9
+
+
+def test_storage_outage_at_submit_is_a_message_and_charges_nothing(alice, replicate_env, client, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    fund(alice, 10)
+    client.force_login(alice)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**settings.STORAGES["default"], "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"],
+                                                              "bucket_name": "no-such-bucket"}},
+    }  # fmt: skip
+    upload = SimpleUploadedFile("me.png", sample_png(3, (128, 96)), content_type="image/png")
+    response = client.post(
+        "/create/?tab=edit", {"model": "flux-kontext-pro", "prompt": "make it winter", "image": upload}
+    )
+    assert response.status_code == 200
+    assert "We could not store files right now. Nothing was charged" in response.content.decode()
+    assert balance(alice) == 10
+    assert not Generation.objects.exists()

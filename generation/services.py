@@ -166,6 +166,8 @@ def generation_retry(*, user, generation: Generation) -> Generation:
     """Try a failed or canceled generation again, as a new job with the same inputs."""
     if generation.status not in (Status.FAILED, Status.CANCELED):
         raise NotAllowed("Only a failed or canceled generation can be tried again.")
+    if Generation.objects.filter(retry_of=generation).exists():
+        raise NotAllowed("This one was tried again already; see your recent generations.")
     image = None
     source = generation.assets.filter(role=AssetRole.INPUT).first()
     if source is not None:
@@ -340,7 +342,8 @@ def generation_run(*, generation_id: int, wait: float | None = None) -> None:
             Generation.objects.filter(pk=generation.pk).update(last_polled_at=timezone.now())
             return  # hand off: the webhook or the beat poller finishes it
         time.sleep(interval)
-        if not Generation.objects.filter(pk=generation.pk, status=Status.RUNNING).exists():
+        # Marking the poll keeps the beat poller off jobs a worker is already watching.
+        if not Generation.objects.filter(pk=generation.pk, status=Status.RUNNING).update(last_polled_at=timezone.now()):
             return  # canceled or finished by a webhook meanwhile
         state = provider.fetch(state.id)
         interval = min(interval * 1.2, settings.GENERATION_POLL_MAX_INTERVAL)

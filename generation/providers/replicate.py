@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import replicate
@@ -44,6 +45,7 @@ _STATUS = {
 }
 
 _retry_after = threading.local()
+MAX_INLINE_RETRY_AFTER = 30.0
 
 
 class _RetryAfterTransport(httpx.HTTPTransport):
@@ -52,7 +54,12 @@ class _RetryAfterTransport(httpx.HTTPTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
         value = response.headers.get("retry-after", "")
-        _retry_after.value = float(value) if value.replace(".", "", 1).isdigit() else None
+        seconds = float(value) if value.replace(".", "", 1).isdigit() else None
+        _retry_after.value = seconds
+        if seconds is not None and seconds > MAX_INLINE_RETRY_AFTER:
+            # The SDK sleeps Retry-After inside the worker before retrying a GET; past this cap we
+            # would rather let the task retry later than hold a worker slot.
+            response.headers["retry-after"] = str(int(MAX_INLINE_RETRY_AFTER))
         return response
 
 
@@ -136,10 +143,18 @@ class ReplicateProvider(Provider):
         return _state(prediction)
 
     def fetch(self, prediction_id: str) -> PredictionState:
+        # Read the raw JSON rather than `predictions.get`: the client's model only admits five
+        # statuses and fails validation on "aborted" (stopped before it started), which is a
+        # terminal state we must act on.
         try:
-            return _state(_client().predictions.get(prediction_id))
+            response = _client()._request("GET", f"/v1/predictions/{quote(prediction_id, safe='')}")
+            return _state(response.json())
         except (ReplicateError, httpx.HTTPError) as exc:
             raise _translate(exc) from exc
+        except (ValueError, KeyError) as exc:
+            raise ProviderError(
+                "The model provider sent an answer we could not read.", retryable=True, detail=repr(exc)
+            ) from exc
 
     def cancel(self, prediction_id: str) -> None:
         try:

@@ -494,3 +494,41 @@ def test_storage_outage_at_submit_is_a_message_and_charges_nothing(alice, replic
     assert "We could not store files right now. Nothing was charged" in response.content.decode()
     assert balance(alice) == 10
     assert not Generation.objects.exists()
+
+
+def test_aborted_prediction_is_a_refunded_failure(alice, replicate_env, django_capture_on_commit_callbacks):
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, final_status="aborted", reads_before_final=1)
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    assert generation.status == Status.FAILED
+    assert "The provider stopped this job" in generation.error_message
+    assert balance(alice) == 10
+    assert bucket_keys(replicate_env) == []
+
+
+def test_jobs_stuck_past_the_deadline_are_failed_and_refunded_by_the_sweeper(
+    alice, replicate_env, django_capture_on_commit_callbacks, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from generation.tasks import fail_stuck_generations
+
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, reads_before_final=10_000)
+    settings.GENERATION_INLINE_WAIT = 0
+    stuck = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    fresh = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    Generation.objects.filter(pk=stuck.pk).update(queued_at=timezone.now() - timedelta(hours=2))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert fail_stuck_generations.apply().get() == 1
+
+    stuck.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stuck.status == Status.FAILED and "took far longer" in stuck.error_message
+    assert fresh.status == Status.RUNNING
+    assert balance(alice) == 9  # the stuck one refunded, the fresh one still reserved
+    prediction = replicate_env["api"].prediction(stuck.provider_prediction_id)
+    assert prediction["status"] == "canceled"  # and told to stop at the provider

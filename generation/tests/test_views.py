@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -257,3 +258,37 @@ def test_a_broker_outage_fails_the_job_with_a_refund_instead_of_an_error_page(
     assert generation.status == Status.FAILED
     assert "could not start this job" in response.content.decode()
     assert Wallet.objects.get(user=alice).balance == 10
+
+
+def _bomb() -> bytes:
+    from generation.tests.test_inputs import solid_png
+
+    return solid_png(10_000, 10_000)  # 100 megapixels, a few kB on disk
+
+
+def _truncated_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.effect_noise((256, 256), 64).convert("RGB").save(buffer, format="JPEG")
+    return buffer.getvalue()[:3000]
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "message"),
+    [
+        ("bomb.png", _bomb, "The image is too large to process (over 40 megapixels)."),
+        ("notes.png", lambda: b"just some text, not pixels", "That file is not a PNG, JPEG or WebP image."),
+        ("huge.png", lambda: b"\x89PNG\r\n\x1a\n" + b"\0" * (20 * 1024 * 1024), "The image is larger than 10 MB."),
+        ("cut.jpg", _truncated_jpeg, "The image looks damaged or incomplete."),
+    ],
+)
+def test_bad_uploads_are_refused_beside_the_field_charging_and_storing_nothing(
+    signed_in, alice, django_capture_on_commit_callbacks, settings, name, make, message
+):
+    upload = SimpleUploadedFile(name, make(), content_type="image/png")
+    response = create(signed_in, django_capture_on_commit_callbacks, tab="3d", model="local-relief", image=upload)
+    assert response.status_code == 200
+    assert message in html.unescape(response.content.decode())
+    assert not Generation.objects.exists() and not Asset.objects.exists()
+    assert Wallet.objects.get(user=alice).balance == 10
+    media = settings.STORAGES["default"]["OPTIONS"]["location"]
+    assert not any(files for _, _, files in os.walk(media))

@@ -235,6 +235,7 @@ class Payment(models.Model):
     credits = models.PositiveIntegerField()
     credits_reversed = models.PositiveIntegerField(default=0)
     disputed = models.BooleanField(default=False)
+    receipt_url = models.URLField(max_length=500, blank=True, help_text="Stripe's receipt or hosted invoice page.")
     idempotency_key = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -246,6 +247,16 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} · {self.credits} credits"
+
+    @property
+    def state(self) -> str:
+        if self.disputed:
+            return "Disputed"
+        if self.credits_reversed >= self.credits:
+            return "Refunded"
+        if self.credits_reversed:
+            return "Partly refunded"
+        return "Paid"
 
 
 class EventStatus(models.TextChoices):

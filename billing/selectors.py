@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from billing.models import CheckoutSession, CreditPack, LedgerEntry, Plan, Wallet
+from billing.models import CheckoutSession, CreditPack, LedgerEntry, Payment, Plan, Wallet
 
 
 def balance_of(*, user) -> int:
@@ -34,3 +34,7 @@ def is_pro(*, user) -> bool:
     from billing.services.payments import subscription_current
 
     return user.is_authenticated and subscription_current(user=user) is not None
+
+
+def payments_of(*, user, limit: int = 24):
+    return Payment.objects.filter(user=user).order_by("-created_at")[:limit]

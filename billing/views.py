@@ -64,6 +64,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "subscription": payments.subscription_current(user=request.user),
         "payments_enabled": payments.payments_enabled(),
         "invoices": invoices,
+        "purchases": selectors.payments_of(user=request.user),
         "invoices_unavailable": invoices_unavailable,
         "checkout": selectors.checkout_for(user=request.user, session_id=request.GET.get("checkout", "")),
     }

@@ -258,6 +258,8 @@ def _fulfil_pack(*, payment_intent_id: str) -> None:
         raise PaymentsError("Unknown purchase.", retryable=False, detail=detail)
     user = _user_for_customer(_id(intent.get("customer")))
     key = f"purchase:{payment_intent_id}"
+    charge = intent.get("latest_charge")
+    receipt_url = (charge.get("receipt_url") or "") if isinstance(charge, dict) else ""
     with transaction.atomic():
         payment, created = Payment.objects.get_or_create(
             idempotency_key=key,
@@ -269,6 +271,7 @@ def _fulfil_pack(*, payment_intent_id: str) -> None:
                 "amount_cents": intent.get("amount_received") or intent.get("amount") or 0,
                 "currency": intent.get("currency") or pack.currency,
                 "credits": pack.credits,
+                "receipt_url": receipt_url,
             },
         )
         credits_grant(
@@ -353,6 +356,7 @@ def _on_invoice_paid(obj: dict) -> None:
                 "amount_cents": invoice.get("amount_paid") or 0,
                 "currency": invoice.get("currency") or plan.currency,
                 "credits": plan.monthly_credits,
+                "receipt_url": invoice.get("hosted_invoice_url") or "",
             },
         )
         credits_grant(

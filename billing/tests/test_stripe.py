@@ -106,6 +106,7 @@ def test_pack_purchase_is_credited_once_whatever_the_order_and_repetition_of_eve
     assert "Payment received. 500 credits were added" in status and "hx-get" not in status
     billing_page = page(signed_in, "/billing/")
     assert "Credit pack purchase — 500 credits" in billing_page and "+500" in billing_page
+    assert "<td>Credit pack</td>" in billing_page and "$20.00" in billing_page
     assert [m.subject for m in mail.outbox] == ["[Atelier] Your credits are in"]
     assert "$20.00" in mail.outbox[0].body
 
@@ -241,6 +242,7 @@ def test_refund_after_spending_records_a_debt_that_blocks_generations_until_sett
     assert (wallet.balance, wallet.debt) == (0, 95)
     assert ledger_sum(alice) == 0
     billing_page = page(signed_in, "/billing/")
+    assert "<td>Refunded</td>" in billing_page
     assert "you owe <strong>95</strong> credits" in billing_page
     response = signed_in.post("/create/?tab=image", {"model": "local-canvas", "prompt": "a fox"})
     assert "owes 95 credits after a refunded payment" in html.unescape(response.content.decode())

@@ -6,10 +6,12 @@ apply one retry policy: 5xx, 429 and network timeouts are worth retrying, 4xx ar
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import threading
 from collections.abc import Iterator
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import httpx
 import replicate
@@ -163,6 +165,8 @@ class ReplicateProvider(Provider):
             raise _translate(exc) from exc
 
     def open_output(self, ref: OutputRef) -> Iterator[bytes]:
+        if ref.url.startswith("data:"):
+            return iter([_decode_data_url(ref.url)])
         try:
             response = requests.get(ref.url, stream=True, timeout=(5, settings.REPLICATE_TIMEOUT))
         except requests.RequestException as exc:
@@ -202,6 +206,17 @@ class ReplicateProvider(Provider):
             return headers["webhook-id"], _state(data)
         except (ValueError, KeyError, TypeError) as exc:
             raise WebhookRejected(f"malformed body: {exc!r}") from exc
+
+
+def _decode_data_url(url: str) -> bytes:
+    """Some models answer small outputs inline as `data:<mime>;base64,<bytes>`."""
+    header, _, payload = url.partition(",")
+    try:
+        if header.endswith(";base64"):
+            return base64.b64decode(payload, validate=True)
+        return unquote_to_bytes(payload)
+    except (binascii.Error, ValueError) as exc:
+        raise ProviderError("The model returned a result we could not read.", detail=f"bad data URL: {exc}") from exc
 
 
 def _stream(response: requests.Response) -> Iterator[bytes]:

@@ -532,3 +532,24 @@ def test_jobs_stuck_past_the_deadline_are_failed_and_refunded_by_the_sweeper(
     assert balance(alice) == 9  # the stuck one refunded, the fresh one still reserved
     prediction = replicate_env["api"].prediction(stuck.provider_prediction_id)
     assert prediction["status"] == "canceled"  # and told to stop at the provider
+
+
+def test_an_output_given_inline_as_a_data_url_is_stored(
+    alice, replicate_env, django_capture_on_commit_callbacks, settings
+):
+    import base64
+
+    from generation.providers.base import SUCCEEDED, OutputRef, PredictionState
+
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, reads_before_final=10_000)
+    settings.GENERATION_INLINE_WAIT = 0
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    inline = "data:image/png;base64," + base64.b64encode(sample_png(9)).decode()
+    state = PredictionState(id=generation.provider_prediction_id, status=SUCCEEDED, outputs=[OutputRef(url=inline)])
+    services.generation_apply_state(generation_id=generation.pk, state=state)
+    generation.refresh_from_db()
+    assert generation.status == Status.SUCCEEDED
+    output = generation.assets.get(role="output")
+    stored = replicate_env["s3"]["client"].get_object(Bucket=replicate_env["s3"]["bucket"], Key=output.storage_key)
+    assert stored["Body"].read() == sample_png(9)

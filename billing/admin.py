@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import DatabaseError
 from django.db.models import QuerySet
 
 from billing.errors import BillingError
@@ -112,18 +113,36 @@ class CreditAdjustmentAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change) -> None:
+        # The form checked the balance; should it change in between, the ledger refuses and
+        # nothing is recorded (the transaction of the admin view rolls back).
         adjustment = credits_adjust(user=obj.user, amount=obj.amount, reason=obj.reason, staff=request.user)
         obj.pk = adjustment.pk
 
 
+class PriceRowAdmin(admin.ModelAdmin):
+    """Changing what something costs makes its Stripe Price stale: the next checkout creates a new one."""
+
+    price_fields = ("price_cents", "currency")
+
+    def save_model(self, request, obj, form, change) -> None:
+        if (
+            change
+            and any(name in form.changed_data for name in self.price_fields)
+            and "stripe_price_id" not in (form.changed_data)
+        ):
+            obj.stripe_price_id = ""
+        super().save_model(request, obj, form, change)
+
+
 @admin.register(CreditPack)
-class CreditPackAdmin(admin.ModelAdmin):
+class CreditPackAdmin(PriceRowAdmin):
     list_display = ("title", "slug", "credits", "price_cents", "currency", "stripe_price_id", "active", "order")
     list_editable = ("active", "order")
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(PriceRowAdmin):
+    price_fields = ("price_cents", "currency", "interval")
     list_display = ("title", "slug", "monthly_credits", "price_cents", "interval", "stripe_price_id", "active")
 
 
@@ -178,6 +197,6 @@ class StripeEventAdmin(ReadOnlyAdmin):
         for event in queryset:
             try:
                 results.append(stripe_event_process(event_pk=event.pk, force=True))
-            except BillingError as exc:
+            except (BillingError, DatabaseError) as exc:
                 self.message_user(request, f"{event.event_id}: {exc}", level=messages.WARNING)
         self.message_user(request, f"Reprocessed {len(results)} event(s): {', '.join(results) or 'none'}.")

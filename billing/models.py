@@ -182,6 +182,7 @@ class Subscription(models.Model):
     status = models.CharField(max_length=20, choices=SubscriptionStatus.choices)
     current_period_end = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
+    cancel_at = models.DateTimeField(null=True, blank=True, help_text="A cancellation scheduled for this time.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -194,6 +195,13 @@ class Subscription(models.Model):
     @property
     def is_pro(self) -> bool:
         return self.status in PRO_STATUSES
+
+    @property
+    def ends_at(self):
+        """When Pro stops, if a cancellation is scheduled (at period end, or at a set time)."""
+        if self.cancel_at:
+            return self.cancel_at
+        return self.current_period_end if self.cancel_at_period_end else None
 
 
 class CheckoutKind(models.TextChoices):
@@ -210,6 +218,7 @@ class CheckoutSession(models.Model):
     pack = models.ForeignKey(CreditPack, on_delete=models.PROTECT, null=True, blank=True)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True)
     status = models.CharField(max_length=20, default="open")
+    stripe_payment_intent_id = models.CharField(max_length=100, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     fulfilled_at = models.DateTimeField(null=True, blank=True)
 

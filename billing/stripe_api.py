@@ -14,13 +14,13 @@ from django.conf import settings
 from billing.errors import PaymentsError, PaymentsUnavailable
 
 
-def _client() -> stripe.StripeClient:
+def _client(*, timeout: float | None = None, retries: int = 2) -> stripe.StripeClient:
     if not settings.STRIPE_SECRET_KEY:
         raise PaymentsUnavailable()
-    options: dict = {"max_network_retries": 2}
+    options: dict = {"max_network_retries": retries}
     if settings.STRIPE_API_BASE:
         options["base_addresses"] = {"api": settings.STRIPE_API_BASE}
-    http_client = stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT)
+    http_client = stripe.RequestsClient(timeout=timeout or settings.STRIPE_TIMEOUT)
     return stripe.StripeClient(settings.STRIPE_SECRET_KEY, http_client=http_client, **options)
 
 
@@ -74,6 +74,7 @@ def price_create(
     }
     if interval:
         params["recurring"] = {"interval": interval}
+    params["transfer_lookup_key"] = True  # a new price for the same offer takes the key over
     key = f"price:{lookup_key}:{unit_amount}:{currency}:{interval or 'once'}"
     return _call(_client().v1.prices.create, params=params, options=_options(key))
 
@@ -111,8 +112,33 @@ def charge_get(charge_id: str) -> dict:
 
 
 def invoices_list(*, customer: str, limit: int = 12) -> list[dict]:
-    found = _call(_client().v1.invoices.list, params={"customer": customer, "limit": limit})
+    """For a page: a short timeout and no retries, so a Stripe outage doesn't stall it."""
+    client = _client(timeout=4.0, retries=0)
+    found = _call(client.v1.invoices.list, params={"customer": customer, "limit": limit})
     return list(found.get("data") or [])
+
+
+def invoice_payment_intent(invoice_id: str) -> str:
+    """The PaymentIntent that paid an invoice (API 2025-03-31+: through its invoice payments)."""
+    found = _call(_client().v1.invoice_payments.list, params={"invoice": invoice_id, "limit": 10})
+    for item in found.get("data") or []:
+        payment = item.get("payment") or {}
+        if item.get("status") == "paid" and payment.get("payment_intent"):
+            return (
+                payment["payment_intent"]
+                if isinstance(payment["payment_intent"], str)
+                else payment["payment_intent"]["id"]
+            )
+    return ""
+
+
+def invoice_for_payment_intent(payment_intent_id: str) -> str:
+    """The invoice a PaymentIntent paid, if any (to find a refunded subscription payment)."""
+    params = {"payment": {"type": "payment_intent", "payment_intent": payment_intent_id}, "limit": 1}
+    found = _call(_client().v1.invoice_payments.list, params=params)
+    data = found.get("data") or []
+    invoice = data[0].get("invoice") if data else ""
+    return (invoice if isinstance(invoice, str) else invoice.get("id", "")) if invoice else ""
 
 
 def webhook_event(*, payload: bytes, signature: str) -> dict:

@@ -13,8 +13,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from billing import selectors, stripe_api
 from billing.errors import BillingError, PaymentsError
-from billing.models import CreditPack, Customer, Plan
+from billing.models import CreditPack, Customer, EventStatus, Plan
 from billing.services import payments
+from config.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -129,5 +130,11 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "invalid signature or payload"}, status=400)
     if not event.get("id") or not event.get("type"):
         return JsonResponse({"error": "not an event"}, status=400)
-    _, created = payments.stripe_event_record(event=event)
+    stored, created = payments.stripe_event_record(event=event)
+    if celery_app.conf.task_always_eager:
+        # Inline (no broker): the event was processed in this request. If Stripe could not be
+        # reached, say so, and Stripe delivers it again later; we then process it again.
+        stored.refresh_from_db(fields=["status", "error"])
+        if stored.status == EventStatus.RECEIVED and stored.error:
+            return JsonResponse({"status": "stored, not processed yet"}, status=503)
     return JsonResponse({"status": "accepted" if created else "duplicate"})

@@ -299,6 +299,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     "generation-poll-running": {"task": "generation.tasks.poll_running_generations", "schedule": 30.0},
     "generation-fail-stuck": {"task": "generation.tasks.fail_stuck_generations", "schedule": 300.0},
+    "billing-requeue-stripe-events": {"task": "billing.tasks.requeue_stripe_events", "schedule": 300.0},
 }
 
 # --- security headers ----------------------------------------------------------------

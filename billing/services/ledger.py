@@ -191,6 +191,7 @@ def credits_release(*, reference: str, include_captured: bool = False, memo: str
             idempotency_key=f"release:{reference}",
             memo=memo,
         )
+        _settle_debt(wallet=reservation.wallet, source_key=f"release:{reference}")
     return True
 
 

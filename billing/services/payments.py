@@ -11,11 +11,12 @@ changes nothing.
 from __future__ import annotations
 
 import logging
+import smtplib
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -115,7 +116,7 @@ def checkout_start(*, user, pack: CreditPack | None = None, plan: Plan | None = 
         "metadata": metadata,
     }
     if pack:
-        params["payment_intent_data"] = {"metadata": metadata}
+        params["payment_intent_data"] = {"metadata": {**metadata, "credits": str(pack.credits)}}
     else:
         params["subscription_data"] = {"metadata": metadata}
     # One key per person, offer and minute: a double click reuses the session, a later visit gets a new one.
@@ -159,7 +160,8 @@ def stripe_event_record(*, event: dict) -> tuple[StripeEvent, bool]:
         stored, created = StripeEvent.objects.get_or_create(
             event_id=event["id"], defaults={"type": event.get("type", ""), "payload": event}
         )
-        if created:
+        if created or stored.status == EventStatus.RECEIVED:
+            # New, or delivered again while still unprocessed (e.g. Stripe was down): (re)queue it.
             transaction.on_commit(lambda: _enqueue(stored.pk))
     return stored, created
 
@@ -194,6 +196,11 @@ def stripe_event_process(*, event_pk: int, force: bool = False) -> str:
             status, error = EventStatus.FAILED, f"{exc}: {exc.detail}"
         except UnknownCustomer as exc:
             status, error = EventStatus.FAILED, str(exc)
+        except DatabaseError:
+            raise  # the database hiccuped: the task retries
+        except Exception as exc:
+            logger.exception("stripe event %s (%s) crashed", event.event_id, event.type)
+            status, error = EventStatus.FAILED, repr(exc)[:2000]
     StripeEvent.objects.filter(pk=event.pk).update(status=status, error=error, processed_at=timezone.now())
     if status == EventStatus.FAILED:
         logger.warning("stripe event %s (%s) failed: %s", event.event_id, event.type, error)
@@ -223,7 +230,9 @@ def _id(value) -> str:
 
 def _on_checkout_session(obj: dict) -> None:
     session = stripe_api.checkout_session_get(obj["id"])
-    CheckoutSession.objects.filter(stripe_session_id=session["id"]).update(status=session.get("status") or "")
+    CheckoutSession.objects.filter(stripe_session_id=session["id"]).update(
+        status=session.get("status") or "", stripe_payment_intent_id=_id(session.get("payment_intent"))
+    )
     if session.get("mode") == "subscription":
         subscription_id = _id(session.get("subscription"))
         if subscription_id:
@@ -237,6 +246,13 @@ def _on_checkout_session(obj: dict) -> None:
     payment_intent = _id(session.get("payment_intent"))
     if payment_intent:
         _fulfil_pack(payment_intent_id=payment_intent)
+
+
+def _on_checkout_session_ended(obj: dict) -> None:
+    """Expired unpaid, or an async payment (bank debit) failed: the waiting page says so."""
+    session = stripe_api.checkout_session_get(obj["id"])
+    status = "expired" if session.get("status") == "expired" else "failed"
+    CheckoutSession.objects.filter(stripe_session_id=session["id"], fulfilled_at__isnull=True).update(status=status)
 
 
 def _on_payment_intent_succeeded(obj: dict) -> None:
@@ -256,10 +272,11 @@ def _fulfil_pack(*, payment_intent_id: str) -> None:
     if metadata.get("kind") != "pack" or pack is None:
         detail = f"payment intent {payment_intent_id} {metadata}"
         raise PaymentsError("Unknown purchase.", retryable=False, detail=detail)
+    # What was sold is in the metadata; the pack row may have been edited since.
+    credits = int(metadata["credits"]) if str(metadata.get("credits", "")).isdigit() else pack.credits
     user = _user_for_customer(_id(intent.get("customer")))
     key = f"purchase:{payment_intent_id}"
-    charge = intent.get("latest_charge")
-    receipt_url = (charge.get("receipt_url") or "") if isinstance(charge, dict) else ""
+    charge = _charge(intent.get("latest_charge"))
     with transaction.atomic():
         payment, created = Payment.objects.get_or_create(
             idempotency_key=key,
@@ -267,26 +284,35 @@ def _fulfil_pack(*, payment_intent_id: str) -> None:
                 "user": user,
                 "kind": PaymentKind.PACK,
                 "stripe_payment_intent_id": payment_intent_id,
-                "stripe_charge_id": _id(intent.get("latest_charge")),
+                "stripe_charge_id": _id(charge),
                 "amount_cents": intent.get("amount_received") or intent.get("amount") or 0,
                 "currency": intent.get("currency") or pack.currency,
-                "credits": pack.credits,
-                "receipt_url": receipt_url,
+                "credits": credits,
+                "receipt_url": (charge or {}).get("receipt_url") or "",
             },
         )
         credits_grant(
             user=user,
-            amount=pack.credits,
+            amount=payment.credits,
             reason=LedgerReason.PURCHASE,
             reference=f"stripe:{payment_intent_id}",
             idempotency_key=key,
-            memo=pack.title,
+            memo=f"{payment.credits} credits",
         )
-        CheckoutSession.objects.filter(user=user, pack=pack, fulfilled_at__isnull=True, status="complete").update(
+        CheckoutSession.objects.filter(stripe_payment_intent_id=payment_intent_id, fulfilled_at__isnull=True).update(
             fulfilled_at=timezone.now()
         )
         if created:
             transaction.on_commit(lambda: _email(user, "credits_added", {"pack": pack, "payment": payment}))
+    if charge:
+        _reverse_from_charge(payment, charge)  # refunded or disputed before we got to grant it
+
+
+def _charge(value) -> dict | None:
+    """A Charge from a field that holds its id (today's API) or the object itself."""
+    if isinstance(value, dict):
+        return value
+    return stripe_api.charge_get(value) if value else None
 
 
 # Subscriptions ---------------------------------------------------------------------------------------------
@@ -317,6 +343,7 @@ def _subscription_sync(subscription_id: str) -> Subscription:
             "status": data.get("status") or "incomplete",
             "current_period_end": _timestamp(period_end),
             "cancel_at_period_end": bool(data.get("cancel_at_period_end")),
+            "cancel_at": _timestamp(data.get("cancel_at")),
         },
     )
     return subscription
@@ -324,6 +351,10 @@ def _subscription_sync(subscription_id: str) -> Subscription:
 
 def _on_subscription_event(obj: dict) -> None:
     _subscription_sync(obj["id"])
+
+
+# None: older API versions and localstripe don't say; anything else (prorations, manual) grants nothing.
+GRANTING_REASONS = {None, "subscription_create", "subscription_cycle"}
 
 
 def _invoice_subscription_id(invoice: dict) -> str:
@@ -339,11 +370,18 @@ def _on_invoice_paid(obj: dict) -> None:
     subscription_id = _invoice_subscription_id(invoice)
     if not subscription_id:
         return  # not a subscription invoice
+    if invoice.get("billing_reason") not in GRANTING_REASONS:
+        return  # prorations, manual invoices: no new month of credits
     subscription = _subscription_sync(subscription_id)
     plan = subscription.plan
     if plan is None:
         raise PaymentsError("Unknown plan.", retryable=False, detail=f"subscription {subscription_id} has no plan")
     key = f"invoice:{invoice['id']}"
+    # Since API 2025-03-31 an invoice names its PaymentIntent only through its invoice payments.
+    intent_id = _id(invoice.get("payment_intent")) or stripe_api.invoice_payment_intent(invoice["id"])
+    charge = _charge(invoice.get("charge")) or (
+        _charge(stripe_api.payment_intent_get(intent_id).get("latest_charge")) if intent_id else None
+    )
     with transaction.atomic():
         payment, created = Payment.objects.get_or_create(
             idempotency_key=key,
@@ -351,8 +389,8 @@ def _on_invoice_paid(obj: dict) -> None:
                 "user": subscription.user,
                 "kind": PaymentKind.SUBSCRIPTION,
                 "stripe_invoice_id": invoice["id"],
-                "stripe_payment_intent_id": _id(invoice.get("payment_intent")),
-                "stripe_charge_id": _id(invoice.get("charge")),
+                "stripe_payment_intent_id": intent_id,
+                "stripe_charge_id": _id(charge),
                 "amount_cents": invoice.get("amount_paid") or 0,
                 "currency": invoice.get("currency") or plan.currency,
                 "credits": plan.monthly_credits,
@@ -370,6 +408,8 @@ def _on_invoice_paid(obj: dict) -> None:
         if created:
             context = {"plan": plan, "subscription": subscription, "payment": payment}
             transaction.on_commit(lambda: _email(subscription.user, "subscription_renewed", context))
+    if charge:
+        _reverse_from_charge(payment, charge)
 
 
 def _on_invoice_payment_failed(obj: dict) -> None:
@@ -390,6 +430,8 @@ def _payment_for_charge(charge: dict) -> Payment | None:
     found = Payment.objects.filter(stripe_charge_id=charge_id).first()
     if found is None and intent:
         found = Payment.objects.filter(stripe_payment_intent_id=intent).first()
+    if found is None and not invoice and intent:
+        invoice = stripe_api.invoice_for_payment_intent(intent)
     if found is None and invoice:
         found = Payment.objects.filter(stripe_invoice_id=invoice).first()
     if found is not None and not found.stripe_charge_id:
@@ -403,9 +445,20 @@ def _on_charge_refunded(obj: dict) -> None:
     if payment is None:
         logger.info("refund of charge %s that granted no credits", charge["id"])
         return
+    _reverse_from_charge(payment, charge)
+
+
+def _reverse_from_charge(payment: Payment, charge: dict) -> None:
+    """Take back the refunded share of a payment's credits (all of them once fully refunded or
+    disputed). Cumulative and idempotent, so it is safe from any event, in any order."""
+    if charge.get("disputed"):
+        credits_reverse_payment(payment=payment, target=payment.credits, dispute=True)
+        return
     amount = charge.get("amount") or payment.amount_cents or 1
     refunded = charge.get("amount_refunded") or 0
-    target = payment.credits if charge.get("refunded") else (payment.credits * refunded) // amount
+    if refunded <= 0:
+        return
+    target = payment.credits if charge.get("refunded") or refunded >= amount else (payment.credits * refunded) // amount
     credits_reverse_payment(payment=payment, target=target)
 
 
@@ -421,6 +474,8 @@ def _on_dispute_created(obj: dict) -> None:
 HANDLERS = {
     "checkout.session.completed": _on_checkout_session,
     "checkout.session.async_payment_succeeded": _on_checkout_session,
+    "checkout.session.async_payment_failed": _on_checkout_session_ended,
+    "checkout.session.expired": _on_checkout_session_ended,
     "payment_intent.succeeded": _on_payment_intent_succeeded,
     "invoice.paid": _on_invoice_paid,
     "invoice.payment_failed": _on_invoice_payment_failed,
@@ -445,4 +500,18 @@ def _email(user, template: str, context: dict) -> None:
     context = {**context, "user": user, "billing_url": _absolute(reverse("billing:overview"))}
     body = render_to_string(f"billing/email/{template}.txt", context)
     subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + SUBJECTS[template]
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email], fail_silently=False)
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email], fail_silently=False)
+    except (OSError, smtplib.SMTPException):
+        # The credits are in either way; a lost email must not undo or block the payment.
+        logger.exception("could not send the %s email to user %s", template, user.pk)
+
+
+def stripe_events_requeue(*, older_than_seconds: int = 300, max_attempts: int = 50) -> int:
+    """Beat: queue again events still unprocessed after a while (Stripe or our worker was down)."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    pending = StripeEvent.objects.filter(status=EventStatus.RECEIVED, received_at__lt=cutoff, attempts__lt=max_attempts)
+    ids = list(pending.values_list("pk", flat=True)[:500])
+    for pk in ids:
+        _enqueue(pk)
+    return len(ids)

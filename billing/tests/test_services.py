@@ -111,3 +111,13 @@ def test_credits_page_lists_the_ledger_with_readable_reasons(client, alice):
     assert "Added by support" in page
     assert "+7" in page
     assert '<p class="big-balance" id="balance"><strong>7</strong> credits</p>' in page
+
+
+def test_credits_given_back_by_a_failed_job_settle_an_open_debt(alice):
+    grant(alice, 10, key="g")
+    services.credits_reserve(user=alice, amount=4, reference="generation:j")
+    Wallet.objects.filter(user=alice).update(debt=3)  # a refund took back spent credits meanwhile
+    services.credits_release(reference="generation:j")
+    wallet = Wallet.objects.get(user=alice)
+    assert (wallet.balance, wallet.debt) == (7, 0)
+    assert ledger_sum(alice) == 7

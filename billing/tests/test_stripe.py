@@ -26,6 +26,7 @@ from billing.models import (
     Wallet,
 )
 from generation.models import Generation
+from tests.factories import UserFactory
 from tests.fakes.stripe_api import sign_payload
 from tests.fixtures import STRIPE_WEBHOOK_SECRET
 
@@ -396,3 +397,134 @@ def test_stripe_prices_command_explains_when_payments_are_off(settings):
     settings.STRIPE_SECRET_KEY = ""
     with pytest.raises(CommandError, match="Payments are not set up"):
         call_command("stripe_prices")
+
+
+# --- from the billing review: today's API shapes, outages, races ------------------------------------------
+
+
+def test_refund_of_a_pro_invoice_is_found_through_its_invoice_payment_and_taken_back(
+    signed_in, alice, payments, stripe_sdk, django_capture_on_commit_callbacks
+):
+    signed_in.post("/billing/checkout/plan/pro/")
+    session = payments.complete_checkout(payments.sessions[-1]["id"])
+    invoice = stripe_sdk.v1.invoices.retrieve(session["invoice"])
+    assert "payment_intent" not in invoice and "charge" not in invoice  # as in today's API
+    send(signed_in, payments.event("invoice.paid", invoice), django_capture_on_commit_callbacks)
+    assert balance(alice) == 600
+
+    payment = Payment.objects.get(user=alice)
+    assert payment.stripe_payment_intent_id and payment.stripe_charge_id
+    refund = stripe_sdk.v1.refunds.create(params={"payment_intent": payment.stripe_payment_intent_id})
+    charge = stripe_sdk.v1.charges.retrieve(refund.charge)
+    send(signed_in, payments.event("charge.refunded", charge), django_capture_on_commit_callbacks)
+    assert balance(alice) == 0
+    assert Payment.objects.get(user=alice).state == "Refunded"
+
+
+def test_a_refund_processed_before_the_grant_still_leaves_the_purchase_uncredited(
+    signed_in, alice, payments, stripe_sdk, django_capture_on_commit_callbacks
+):
+    paid = buy(signed_in, payments, "100")
+    stripe_sdk.v1.refunds.create(params={"payment_intent": paid["payment_intent"]})
+    charge = stripe_sdk.v1.charges.retrieve(
+        stripe_sdk.v1.payment_intents.retrieve(paid["payment_intent"]).latest_charge
+    )
+    send(
+        signed_in, payments.event("charge.refunded", charge), django_capture_on_commit_callbacks
+    )  # nothing to undo yet
+    send(signed_in, payments.event("checkout.session.completed", paid), django_capture_on_commit_callbacks)
+    assert balance(alice) == 0
+    assert ledger_sum(alice) == 0
+    assert Payment.objects.get(user=alice).credits_reversed == 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stripe_down_while_processing_inline_asks_for_redelivery_then_credits_once(
+    signed_in, alice, payments, settings
+):
+    """Embedded default (no broker): the event is processed inside the webhook request, which
+    commits as it goes, so an outage is answered 503 and Stripe's redelivery completes it."""
+    paid = buy(signed_in, payments, "100")
+    body = json.dumps(payments.event("checkout.session.completed", paid))
+    headers = {"Stripe-Signature": sign_payload(body, STRIPE_WEBHOOK_SECRET)}
+
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # Stripe unreachable
+    settings.STRIPE_TIMEOUT = 1
+    response = signed_in.post("/webhooks/stripe/", data=body, content_type="application/json", headers=headers)
+    assert response.status_code == 503
+    stored = StripeEvent.objects.get()
+    assert stored.status == EventStatus.RECEIVED and "could not reach Stripe" in stored.error
+    assert balance(alice) == 0
+
+    settings.STRIPE_API_BASE = payments.url  # Stripe is back and delivers the event again
+    response = signed_in.post("/webhooks/stripe/", data=body, content_type="application/json", headers=headers)
+    assert response.status_code == 200
+    assert balance(alice) == 100
+    assert StripeEvent.objects.get().status == EventStatus.PROCESSED
+    response = signed_in.post("/webhooks/stripe/", data=body, content_type="application/json", headers=headers)
+    assert response.status_code == 200 and balance(alice) == 100
+
+
+def test_beat_requeues_events_left_unprocessed(alice, signed_in, payments, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.tasks import requeue_stripe_events
+
+    paid = buy(signed_in, payments, "100")
+    event = StripeEvent.objects.create(
+        event_id="evt_left",
+        type="checkout.session.completed",
+        payload=payments.event("checkout.session.completed", paid),
+    )
+    StripeEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=30))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requeue_stripe_events.apply().get() == 1
+    assert balance(alice) == 100
+    assert StripeEvent.objects.get().status == EventStatus.PROCESSED
+
+
+def test_an_expired_checkout_stops_the_waiting_page(signed_in, alice, payments, django_capture_on_commit_callbacks):
+    signed_in.post("/billing/checkout/pack/100/")
+    session = payments.expire_checkout(payments.sessions[-1]["id"])
+    send(signed_in, payments.event("checkout.session.expired", session), django_capture_on_commit_callbacks)
+    status = page(signed_in, f"/billing/status/?checkout={session['id']}")
+    assert "That checkout expired before it was paid" in status and "hx-get" not in status
+    assert balance(alice) == 0
+
+
+def test_changing_a_price_in_the_admin_makes_the_next_checkout_use_a_new_stripe_price(
+    client, alice, payments, settings
+):
+    from billing.models import CreditPack
+
+    client.force_login(alice)
+    client.post("/billing/checkout/pack/100/")
+    old_price = CreditPack.objects.get(slug="100").stripe_price_id
+    staff = UserFactory(email="staff@example.com", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    pack = CreditPack.objects.get(slug="100")
+    response = client.post(
+        f"/admin/billing/creditpack/{pack.pk}/change/",
+        {"slug": "100", "title": "100 credits", "credits": 100, "price_cents": 600, "currency": "usd",
+         "stripe_price_id": old_price, "active": "on", "order": 10},
+    )  # fmt: skip
+    assert response.status_code == 302
+    assert CreditPack.objects.get(slug="100").stripe_price_id == ""
+    client.force_login(alice)
+    with freeze_minute():
+        client.post("/billing/checkout/pack/100/")
+    assert payments.sessions[-1]["amount_total"] == 600
+    assert CreditPack.objects.get(slug="100").stripe_price_id not in ("", old_price)
+
+
+def freeze_minute():
+    """Checkout idempotency keys are per minute: step to the next minute for a fresh session."""
+    from datetime import timedelta
+    from unittest import mock
+
+    from django.utils import timezone
+
+    later = timezone.now() + timedelta(minutes=1)
+    return mock.patch("billing.services.payments.timezone.now", return_value=later)

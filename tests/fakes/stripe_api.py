@@ -275,6 +275,34 @@ class StripeFakeError(Exception):
         return {"error": error}
 
 
+def _modernize(path: str, payload: dict) -> dict:
+    """Reshape localstripe's (2017-era) objects the way Stripe answers at the library's API version,
+    so the app is tested against today's field locations:
+    - invoices lose `payment_intent` and `charge` (they live in /v1/invoice_payments now);
+    - charges lose `invoice`;
+    - subscriptions keep `current_period_*` on their items only;
+    - a PaymentIntent's `latest_charge` is an id unless expanded.
+    """
+    objects = payload.get("data") if payload.get("object") == "list" else [payload]
+    for obj in objects or []:
+        if not isinstance(obj, dict):
+            continue
+        kind = obj.get("object")
+        if kind == "invoice":
+            obj.pop("payment_intent", None)
+            obj.pop("charge", None)
+        elif kind == "charge":
+            obj.pop("invoice", None)
+        elif kind == "subscription":
+            start, end = obj.pop("current_period_start", None), obj.pop("current_period_end", None)
+            for item in (obj.get("items") or {}).get("data") or []:
+                item.setdefault("current_period_start", start)
+                item.setdefault("current_period_end", end)
+        elif kind == "payment_intent" and isinstance(obj.get("latest_charge"), dict):
+            obj["latest_charge"] = obj["latest_charge"]["id"]
+    return payload
+
+
 def _missing(param: str) -> StripeFakeError:
     return StripeFakeError(400, f"Missing required param: {param}.", param=param, code="parameter_missing")
 
@@ -813,8 +841,9 @@ class StripeAPIServer:
         ("GET", re.compile(r"/v1/checkout/sessions/(?P<id>[^/]+)/line_items"), "_list_session_line_items"),
         ("POST", re.compile(r"/v1/checkout/sessions/(?P<id>[^/]+)/expire"), "_expire_session"),
         ("POST", re.compile(r"/v1/billing_portal/sessions"), "_create_portal_session"),
+        ("GET", re.compile(r"/v1/invoice_payments"), "_list_invoice_payments"),
     ]
-    _OWN_PREFIXES = ("/v1/prices", "/v1/checkout/", "/v1/billing_portal/")
+    _OWN_PREFIXES = ("/v1/prices", "/v1/checkout/", "/v1/billing_portal/", "/v1/invoice_payments")
 
     def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> _Response:
         target = urlsplit(handler.path)
@@ -917,7 +946,39 @@ class StripeAPIServer:
         finally:
             conn.close()
         extra = {"Stripe-Should-Retry": "false"} if status >= 500 else {}
+        if status == 200 and content_type.startswith("application/json"):
+            raw = json.dumps(_modernize(urlsplit(handler.path).path, json.loads(raw))).encode()
         return _Response(status, raw, content_type, extra)
+
+    # -- invoice payments (API 2025-03-31+: how an invoice is linked to its PaymentIntent) ---------
+
+    def _list_invoice_payments(self, params: dict) -> tuple[int, dict]:
+        invoice_id = params.get("invoice")
+        payment = params.get("payment") or {}
+        if invoice_id:
+            invoices = [self._ls_ok("GET", f"/v1/invoices/{invoice_id}")]
+        elif payment.get("payment_intent"):
+            invoices = self._ls_ok("GET", "/v1/invoices").get("data") or []
+        else:
+            raise _missing("invoice")
+        data = []
+        for invoice in invoices:
+            intent = invoice.get("payment_intent")
+            if not intent or (payment.get("payment_intent") and intent != payment["payment_intent"]):
+                continue
+            data.append(
+                {
+                    "id": f"inpay_{invoice['id'][3:]}",
+                    "object": "invoice_payment",
+                    "invoice": invoice["id"],
+                    "is_default": True,
+                    "amount_paid": invoice.get("amount_paid"),
+                    "currency": invoice.get("currency"),
+                    "status": "paid" if invoice.get("status") == "paid" else "open",
+                    "payment": {"type": "payment_intent", "payment_intent": intent},
+                }
+            )
+        return 200, {"object": "list", "data": data, "has_more": False, "url": "/v1/invoice_payments"}
 
     # -- prices ----------------------------------------------------------------------------------
 

@@ -67,6 +67,12 @@ Deliberate choices that follow real Stripe rather than convenience:
   - Without `customer`, completing a subscription-mode session creates a localstripe customer (with
     `customer_email`); a payment-mode session creates one only with customer_creation=always.
 
+Answers are reshaped to today's API (the library's version, e.g. 2026-10-28) by `_modernize`:
+invoices carry no `payment_intent`/`charge` (use GET /v1/invoice_payments, served here, with
+`invoice` or `payment[payment_intent]`), charges no `invoice`, subscriptions keep the period on
+their items, and a PaymentIntent's `latest_charge` is an id. The notes below describe
+localstripe itself, before that reshaping.
+
 localstripe 1.15.10 quirks (read from its source and checked against it):
   - Subscriptions: `current_period_start`/`current_period_end` are on the SUBSCRIPTION only; the
     items (`items.data[i]`) have no `current_period_*` (Stripe API >= 2025-03-31, including the

@@ -257,3 +257,29 @@ def credits_reverse_payment(*, payment: Payment, target: int, dispute: bool = Fa
     Payment.objects.filter(pk=payment.pk).update(credits_reversed=target)
     logger.info("payment %s %s: %s credits taken back, %s owed", payment.pk, what, from_balance, owed)
     return delta
+
+
+@transaction.atomic
+def credits_restore_payment(*, payment: Payment, target: int, key: str) -> int:
+    """A dispute was won: give back what the dispute took beyond `target` (the refunded share).
+
+    The credits go through `credits_grant`, so a debt the dispute caused is settled first.
+    Returns the credits given back (0 when replayed).
+    """
+    _locked_wallet(payment.user)
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    delta = payment.credits_reversed - max(0, target)
+    Payment.objects.filter(pk=payment.pk).update(disputed=False, credits_reversed=min(payment.credits_reversed, target))
+    if not Payment.objects.filter(user=payment.user, disputed=True).exists():
+        Wallet.objects.filter(user=payment.user).update(disputed_at=None)
+    if delta <= 0:
+        return 0
+    credits_grant(
+        user=payment.user,
+        amount=delta,
+        reason=LedgerReason.PURCHASE if payment.kind == "pack" else LedgerReason.SUBSCRIPTION,
+        reference=f"payment:{payment.pk}",
+        idempotency_key=key,
+        memo="Dispute closed in your favour: credits restored",
+    )
+    return delta

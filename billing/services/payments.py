@@ -36,7 +36,7 @@ from billing.models import (
     StripeEvent,
     Subscription,
 )
-from billing.services.ledger import credits_grant, credits_reverse_payment
+from billing.services.ledger import credits_grant, credits_restore_payment, credits_reverse_payment
 
 logger = logging.getLogger(__name__)
 
@@ -471,6 +471,20 @@ def _on_dispute_created(obj: dict) -> None:
     credits_reverse_payment(payment=payment, target=payment.credits, dispute=True)
 
 
+def _on_dispute_closed(obj: dict) -> None:
+    """Won: the money stays with us, so the credits the dispute took come back."""
+    if obj.get("status") != "won":
+        return  # lost: the reversal stands
+    charge = stripe_api.charge_get(_id(obj.get("charge")))
+    payment = _payment_for_charge(charge)
+    if payment is None:
+        return
+    amount = charge.get("amount") or payment.amount_cents or 1
+    refunded = charge.get("amount_refunded") or 0
+    target = (payment.credits * refunded) // amount if refunded else 0
+    credits_restore_payment(payment=payment, target=target, key=f"dispute-won:{obj.get('id')}")
+
+
 HANDLERS = {
     "checkout.session.completed": _on_checkout_session,
     "checkout.session.async_payment_succeeded": _on_checkout_session,
@@ -484,6 +498,7 @@ HANDLERS = {
     "customer.subscription.deleted": _on_subscription_event,
     "charge.refunded": _on_charge_refunded,
     "charge.dispute.created": _on_dispute_created,
+    "charge.dispute.closed": _on_dispute_closed,
 }
 
 

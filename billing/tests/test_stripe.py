@@ -286,6 +286,30 @@ def test_dispute_takes_the_credits_back_and_flags_the_account_for_staff(
     assert Payment.objects.get(user=alice).disputed
 
 
+def test_a_won_dispute_gives_the_credits_back_and_clears_the_flag(
+    signed_in, alice, payments, django_capture_on_commit_callbacks
+):
+    paid = buy(signed_in, payments, "100")
+    send(signed_in, payments.event("checkout.session.completed", paid), django_capture_on_commit_callbacks)
+    spend(alice, 60)
+    charge_id = Payment.objects.get(user=alice).stripe_charge_id
+    dispute = {"id": "dp_won", "object": "dispute", "charge": charge_id, "amount": 500, "status": "needs_response"}
+    send(signed_in, payments.event("charge.dispute.created", dispute), django_capture_on_commit_callbacks)
+    assert (balance(alice), Wallet.objects.get(user=alice).debt) == (0, 60)
+
+    closed = payments.event("charge.dispute.closed", {**dispute, "status": "won"})
+    send(signed_in, closed, django_capture_on_commit_callbacks)
+    send(
+        signed_in,
+        payments.event("charge.dispute.closed", {**dispute, "status": "won"}),
+        django_capture_on_commit_callbacks,
+    )
+    wallet = Wallet.objects.get(user=alice)
+    assert (wallet.balance, wallet.debt, wallet.disputed_at) == (40, 0, None)
+    assert ledger_sum(alice) == 40
+    assert Payment.objects.get(user=alice).state == "Paid"
+
+
 # --- the webhook endpoint ----------------------------------------------------------------------------------
 
 

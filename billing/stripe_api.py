@@ -83,9 +83,9 @@ def checkout_session_create(*, params: dict, idempotency_key: str) -> dict:
     return _call(_client().v1.checkout.sessions.create, params=params, options=_options(idempotency_key))
 
 
-def portal_session_create(*, customer: str, return_url: str) -> dict:
+def portal_session_create(*, customer: str, return_url: str, idempotency_key: str) -> dict:
     params = {"customer": customer, "return_url": return_url}
-    return _call(_client().v1.billing_portal.sessions.create, params=params)
+    return _call(_client().v1.billing_portal.sessions.create, params=params, options=_options(idempotency_key))
 
 
 # --- reading state back (webhook payloads are hints; the API is the truth) -------------------------

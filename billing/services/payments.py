@@ -138,8 +138,12 @@ def portal_url(*, user) -> str:
     customer = Customer.objects.filter(user=user).first()
     if customer is None:
         raise PaymentsError("There is nothing to manage yet: you have not bought anything.", retryable=False)
+    # Portal sessions are short-lived: one per person and minute (a double click reuses it).
+    minute = timezone.now().strftime("%Y%m%d%H%M")
     session = stripe_api.portal_session_create(
-        customer=customer.stripe_customer_id, return_url=_absolute(reverse("billing:overview"))
+        customer=customer.stripe_customer_id,
+        return_url=_absolute(reverse("billing:overview")),
+        idempotency_key=f"portal:{customer.stripe_customer_id}:{minute}",
     )
     return session["url"]
 

@@ -123,7 +123,12 @@ def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, ret
                 cost=entry.credit_cost,
                 retry_of=retry_of,
             )
-            billing.credits_reserve(user=user, amount=entry.credit_cost, reference=generation.reservation_reference)
+            billing.credits_reserve(
+                user=user,
+                amount=entry.credit_cost,
+                reference=generation.reservation_reference,
+                memo=f"{entry.get_kind_display()} · {entry.title}",
+            )
             generation.save()
             if image is not None:
                 saved = storage.save_bytes(f"{generation.storage_prefix}/input-0.{image.ext}", image.content)

@@ -135,9 +135,10 @@ def credits_grant_signup_bonus(*, user) -> LedgerEntry | None:
 
 
 @transaction.atomic
-def credits_reserve(*, user, amount: int, reference: str) -> CreditReservation:
+def credits_reserve(*, user, amount: int, reference: str, memo: str = "") -> CreditReservation:
     """Hold `amount` credits for a job. Raises InsufficientCredits (or AccountBlocked while
-    credits are owed), leaving nothing behind."""
+    credits are owed), leaving nothing behind. `memo` names what it is for (never the prompt:
+    the ledger outlives prompt retention)."""
     wallet = _locked_wallet(user)
     if wallet.debt > 0:
         raise AccountBlocked(debt=wallet.debt)
@@ -151,6 +152,7 @@ def credits_reserve(*, user, amount: int, reference: str) -> CreditReservation:
             reason=LedgerReason.GENERATION,
             reference=reference,
             idempotency_key=f"reserve:{reference}",
+            memo=memo,
         )
     return CreditReservation.objects.create(wallet=wallet, amount=amount, reference=reference)
 
@@ -183,13 +185,14 @@ def credits_release(*, reference: str, include_captured: bool = False, memo: str
     if not changed:
         return False
     if reservation.amount > 0:
+        held_for = LedgerEntry.objects.filter(idempotency_key=f"reserve:{reference}").values_list("memo", flat=True)
         _apply(
             wallet=reservation.wallet,
             amount=reservation.amount,
             reason=LedgerReason.GENERATION_REFUND,
             reference=reference,
             idempotency_key=f"release:{reference}",
-            memo=memo,
+            memo=memo or (held_for.first() or ""),
         )
         _settle_debt(wallet=reservation.wallet, source_key=f"release:{reference}")
     return True

@@ -292,3 +292,10 @@ def test_bad_uploads_are_refused_beside_the_field_charging_and_storing_nothing(
     assert Wallet.objects.get(user=alice).balance == 10
     media = settings.STORAGES["default"]["OPTIONS"]["location"]
     assert not any(files for _, _, files in os.walk(media))
+
+
+def test_the_credit_history_names_the_model_but_never_the_prompt(signed_in, alice, django_capture_on_commit_callbacks):
+    create(signed_in, django_capture_on_commit_callbacks, model="local-canvas", prompt="my secret birthday idea")
+    page = html.unescape(signed_in.get("/billing/").content.decode())
+    assert "Generation — Image · Atelier Canvas (offline)" in page
+    assert "secret birthday" not in page

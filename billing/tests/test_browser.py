@@ -37,16 +37,22 @@ def test_pricing_page_lists_the_free_tier_packs_and_pro(page, payments, buyer):
     screenshot(page, "pricing")
 
 
-def test_buying_a_pack_from_the_pricing_page_lands_on_billing_which_updates_itself(page, payments, buyer, live_server):
+def test_buying_a_pack_from_the_pricing_page_lands_on_billing_which_updates_itself(
+    page, payments, buyer, live_server, settings
+):
+    settings.SITE_URL = live_server.url  # Stripe sends people back to SITE_URL
     sign_in(page, buyer)
     page.goto("/pricing/")
     page.get_by_role("button", name="Buy 500 credits").click()
     page.wait_for_url(f"{payments.url}/pay/**")  # Stripe's hosted page (the stand-in's)
     session = payments.sessions[-1]
-    paid = payments.complete_checkout(session["id"])
-    page.goto(f"/billing/?checkout={session['id']}")
+    page.get_by_label("Card number").fill("4242424242424242")
+    page.get_by_role("button", name="Pay").click()  # pays, then Stripe sends the person back to us
+    page.wait_for_url(f"**/billing/?checkout={session['id']}")
     page.get_by_text("Payment processing…").wait_for()
     screenshot(page, "billing-processing")
+    paid = payments.session(session["id"])
+    assert paid["payment_status"] == "paid"
 
     body = json.dumps(payments.event("checkout.session.completed", paid))
     response = page.request.post(

@@ -23,4 +23,6 @@ USER atelier
 ENV STATIC_ROOT=/app/staticfiles ATELIER_VAR_DIR=/app/var
 EXPOSE 8000
 # gunicorn 27 opens a control socket under ~/.gunicorn by default; containers don't need it.
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", "--no-control-socket", "--access-logfile", "-"]
+# --preload loads Django once in the master: a configuration error stops the container with its
+# one-line message instead of workers restarting forever.
+CMD ["gunicorn", "config.wsgi:application", "--preload", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", "--no-control-socket", "--access-logfile", "-"]

@@ -3,11 +3,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 
 # Paths a signed-in person may reach before completing the age gate and policy.
-_ALLOWED_PREFIXES = ("/static/", "/healthz", "/accounts/logout/", "/privacy/policy/", "/api/")
+_ALLOWED_PREFIXES = ("/static/", "/healthz", "/accounts/logout/", "/privacy/policy/", "/api/v1/docs", "/api/v1/openapi")
+_API_PREFIX = "/api/"
 
 
 class CompleteProfileMiddleware:
@@ -23,6 +24,11 @@ class CompleteProfileMiddleware:
         if user is not None and user.is_authenticated and not user.has_accepted_terms:
             complete_url = reverse("accounts:complete")
             path = request.path
+            if path.startswith(_API_PREFIX) and not path.startswith(_ALLOWED_PREFIXES):
+                return JsonResponse(
+                    {"detail": "Confirm your age and accept the privacy policy first.", "complete_url": complete_url},
+                    status=403,
+                )
             if path != complete_url and not path.startswith(_ALLOWED_PREFIXES):
                 return HttpResponseRedirect(f"{complete_url}?{urlencode({'next': request.get_full_path()})}")
         return self.get_response(request)

@@ -170,8 +170,10 @@ if AWS_STORAGE_BUCKET_NAME:
             "signature_version": "s3v4",
         },
     }
+    # Browsers may reach the bucket at another address than the servers (MinIO in compose).
+    AWS_S3_PUBLIC_ENDPOINT_URL = env.str("AWS_S3_PUBLIC_ENDPOINT_URL", default="")
     # Pages show presigned URLs straight from the bucket: the CSP must allow its origin.
-    _endpoint = DEFAULT_STORAGE["OPTIONS"]["endpoint_url"]
+    _endpoint = AWS_S3_PUBLIC_ENDPOINT_URL or DEFAULT_STORAGE["OPTIONS"]["endpoint_url"]
     _region = DEFAULT_STORAGE["OPTIONS"]["region_name"]
     if _endpoint:
         _parts = _endpoint.split("/")
@@ -181,6 +183,7 @@ if AWS_STORAGE_BUCKET_NAME:
         if _region:
             MEDIA_ORIGINS.append(f"https://{AWS_STORAGE_BUCKET_NAME}.s3.{_region}.amazonaws.com")
 else:
+    AWS_S3_PUBLIC_ENDPOINT_URL = ""
     MEDIA_ORIGINS: list[str] = []
     DEFAULT_STORAGE = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -222,7 +225,8 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Atelier] "
-ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+# Links in emails (verification, password reset) and OAuth callbacks use SITE_URL's scheme.
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = SITE_URL.split("://", 1)[0] if "://" in SITE_URL else "https"
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_RATE_LIMITS = {
     # allauth's defaults, stated so they are visible and tunable in one place.
@@ -309,7 +313,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:", "blob:", "https://lh3.googleusercontent.com", *MEDIA_ORIGINS],
+        "img-src": ["'self'", "data:", "blob:", "https://*.googleusercontent.com", *MEDIA_ORIGINS],
         "connect-src": ["'self'", *MEDIA_ORIGINS],
         "font-src": ["'self'"],
         "object-src": ["'none'"],

@@ -125,7 +125,28 @@ def access_url(key: str, *, filename: str, download: bool = False) -> str:
     if _is_local():
         token = signing.dumps({"k": key, "d": int(download), "f": filename}, salt=_SIGNER_SALT, compress=True)
         return reverse("generation:file", args=[token])
+    if settings.AWS_S3_PUBLIC_ENDPOINT_URL:
+        return _public_presigned_url(key, disposition)
     return default_storage.url(key, parameters={"ResponseContentDisposition": disposition})
+
+
+def _public_presigned_url(key: str, disposition: str) -> str:
+    """Sign for the address browsers use (the signature covers the host), e.g. localhost:9000."""
+    import boto3
+    from botocore.config import Config
+
+    options = settings.STORAGES["default"]["OPTIONS"]
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.AWS_S3_PUBLIC_ENDPOINT_URL,
+        region_name=options.get("region_name"),
+        aws_access_key_id=options.get("access_key"),
+        aws_secret_access_key=options.get("secret_key"),
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    params = {"Bucket": options["bucket_name"], "Key": key, "ResponseContentDisposition": disposition}
+    expires = options.get("querystring_expire", 300)
+    return client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
 
 
 def provider_url(key: str) -> str | None:

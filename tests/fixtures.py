@@ -30,6 +30,14 @@ def _isolation(settings, tmp_path):
             "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
         },
     }
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        # The suite flushes its cache around every test: give it a Redis database of its own,
+        # never the one a developer's server or broker uses.
+        base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") >= 3 else redis_url
+        settings.CACHES = {
+            "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"{base}/15"}
+        }
     from config.celery import app
 
     app.conf.task_always_eager = True

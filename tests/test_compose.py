@@ -20,8 +20,14 @@ def test_compose_file_has_the_whole_stack():
     assert "celery -A config worker" in services["worker"]["command"]
     assert "celery -A config beat" in services["beat"]["command"]
     assert "mc mb" in services["minio-init"]["entrypoint"]
+    assert "migrate" in services["migrate"]["command"]
+    for name in ("web", "worker", "beat"):  # nobody starts before the migrations ran
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "--preload" in services["web"]["command"]  # a bad config stops gunicorn instead of a restart loop
+    assert "9000:9000" in services["minio"]["ports"]  # browsers load media through presigned URLs
     env_keys = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines() if "=" in line}
     assert {"DATABASE_URL", "REDIS_URL", "AWS_STORAGE_BUCKET_NAME", "SECRET_KEY", "ALLOWED_HOSTS"} <= env_keys
+    assert {"AWS_S3_PUBLIC_ENDPOINT_URL", "STRIPE_SECRET_KEY", "REPLICATE_API_TOKEN"} <= env_keys
 
 
 def test_docker_compose_config_accepts_the_file(tmp_path):

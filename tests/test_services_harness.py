@@ -13,6 +13,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
 
+from tests.harness import REQUIRE_SERVICES
+
 pytestmark = pytest.mark.django_db
 
 
@@ -23,7 +25,7 @@ def test_database_is_the_one_database_url_names():
 
 
 def test_ci_runs_on_postgresql():
-    if os.environ.get("REQUIRE_SERVICES") != "1":
+    if not REQUIRE_SERVICES:
         pytest.skip("only CI insists on PostgreSQL")
     assert connection.vendor == "postgresql"
 

@@ -94,3 +94,19 @@ def test_the_bucket_origin_is_allowed_by_the_content_security_policy():
     assert minio.stdout.split() == ["http://minio:9000", "http://minio:9000"], minio.stderr
     aws = run(code, {"AWS_STORAGE_BUCKET_NAME": "media", "AWS_S3_REGION_NAME": "eu-west-1"})
     assert aws.stdout.split() == ["https://media.s3.eu-west-1.amazonaws.com"] * 2, aws.stderr
+
+
+def test_production_static_files_collect_with_hashed_names(tmp_path):
+    """The Docker image collects static files with the manifest storage at build time."""
+    result = run("", production_env(STATIC_ROOT=str(tmp_path / "static")), "collectstatic", "--noinput")
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = (tmp_path / "static" / "staticfiles.json").read_text()
+    assert "vendor/model-viewer-4.4.0.min.js" in manifest and "css/atelier.css" in manifest
+
+
+def test_email_links_use_the_scheme_of_the_site_url():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; print(s.ACCOUNT_DEFAULT_HTTP_PROTOCOL)"
+    )
+    assert run(code, production_env(SITE_URL="http://localhost:8000")).stdout.strip() == "http"
+    assert run(code, production_env(SITE_URL="https://atelier.example")).stdout.strip() == "https"

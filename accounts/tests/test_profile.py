@@ -109,3 +109,18 @@ def test_sign_out_needs_post(client, alice):
     client.login(email=alice.email, password=PASSWORD)
     client.post(reverse("account_logout"))
     assert "_auth_user_id" not in client.session
+
+
+def test_an_existing_google_account_that_never_passed_the_gate_is_sent_to_complete_it(client):
+    from allauth.socialaccount.models import SocialAccount
+
+    user = UserFactory(email="g@example.com", age_confirmed_at=None, policy_accepted_at=None, policy_version="")
+    SocialAccount.objects.create(user=user, provider="google", uid="1234567890", extra_data={"email": user.email})
+    client.force_login(user)
+    for path in ("/create/", "/billing/", "/accounts/email/", "/pricing/"):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/account/complete/"), path
+    api = client.get("/api/v1/me")
+    assert api.status_code == 403
+    assert api.json()["complete_url"] == "/account/complete/"
+    assert client.get("/api/v1/docs").status_code == 200

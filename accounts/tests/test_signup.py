@@ -145,3 +145,11 @@ def test_verification_link_verifies_and_then_sign_in_works(client):
     )
     assert response.redirect_chain[-1][0] == reverse("accounts:profile")
     assert "New Comer" in response.content.decode()
+
+
+def test_repeated_wrong_passwords_are_rate_limited(client, alice):
+    for _ in range(5):
+        client.post(reverse("account_login"), {"login": alice.email, "password": "not-it-at-all"})
+    response = client.post(reverse("account_login"), {"login": alice.email, "password": PASSWORD})
+    assert "Too many failed login attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session

@@ -553,3 +553,17 @@ def test_an_output_given_inline_as_a_data_url_is_stored(
     output = generation.assets.get(role="output")
     stored = replicate_env["s3"]["client"].get_object(Bucket=replicate_env["s3"]["bucket"], Key=output.storage_key)
     assert stored["Body"].read() == sample_png(9)
+
+
+def test_browser_links_are_signed_for_the_public_bucket_address(alice, replicate_env, settings):
+    import requests
+
+    from generation import storage
+
+    saved = storage.save_bytes(f"users/{alice.public_id}/probe.png", sample_png(1))
+    endpoint = replicate_env["s3"]["endpoint"]
+    public = endpoint.replace("127.0.0.1", "localhost")
+    settings.AWS_S3_PUBLIC_ENDPOINT_URL = public
+    url = storage.access_url(saved.key, filename="probe.png")
+    assert url.startswith(f"{public}/{replicate_env['s3']['bucket']}/") and "X-Amz-Signature" in url
+    assert requests.get(url, timeout=10).content == sample_png(1)

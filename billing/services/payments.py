@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -158,7 +159,8 @@ def subscription_current(*, user) -> Subscription | None:
 def stripe_event_record(*, event: dict) -> tuple[StripeEvent, bool]:
     """Store a verified event by its id (unique) before anything else; True if it is new.
 
-    The task is queued on commit; a redelivered event is acknowledged and left alone.
+    The task is queued on commit. A redelivery of an event we already processed (or ignored, or
+    failed for staff to look at) changes nothing; one still waiting is queued again.
     """
     with transaction.atomic():
         stored, created = StripeEvent.objects.get_or_create(
@@ -184,7 +186,7 @@ def stripe_event_process(*, event_pk: int, force: bool = False) -> str:
     event = StripeEvent.objects.get(pk=event_pk)
     if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED) and not force:
         return event.status
-    StripeEvent.objects.filter(pk=event.pk).update(attempts=event.attempts + 1)
+    StripeEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
     handler = HANDLERS.get(event.type)
     obj = (event.payload.get("data") or {}).get("object") or {}
     if handler is None:

@@ -283,35 +283,50 @@ def _fulfil_pack(*, payment_intent_id: str) -> None:
     user = _user_for_customer(_id(intent.get("customer")))
     key = f"purchase:{payment_intent_id}"
     charge = _charge(intent.get("latest_charge"))
+    _grant_for_payment(
+        key=key,
+        defaults={
+            "user": user,
+            "kind": PaymentKind.PACK,
+            "stripe_payment_intent_id": payment_intent_id,
+            "stripe_charge_id": _id(charge),
+            "amount_cents": intent.get("amount_received") or intent.get("amount") or 0,
+            "currency": intent.get("currency") or pack.currency,
+            "credits": credits,
+            "receipt_url": (charge or {}).get("receipt_url") or "",
+        },
+        reason=LedgerReason.PURCHASE,
+        reference=f"stripe:{payment_intent_id}",
+        memo=f"{credits} credits",
+        email=("credits_added", {"pack": pack}),
+        charge=charge,
+    )
+    CheckoutSession.objects.filter(stripe_payment_intent_id=payment_intent_id, fulfilled_at__isnull=True).update(
+        fulfilled_at=timezone.now()
+    )
+
+
+def _grant_for_payment(
+    *, key: str, defaults: dict, reason: str, reference: str, memo: str, email: tuple[str, dict], charge: dict | None
+) -> Payment:
+    """Record a paid Stripe payment and grant its credits, both once per `key`; email the first
+    time; then apply a refund or dispute that may already have happened to its charge."""
     with transaction.atomic():
-        payment, created = Payment.objects.get_or_create(
-            idempotency_key=key,
-            defaults={
-                "user": user,
-                "kind": PaymentKind.PACK,
-                "stripe_payment_intent_id": payment_intent_id,
-                "stripe_charge_id": _id(charge),
-                "amount_cents": intent.get("amount_received") or intent.get("amount") or 0,
-                "currency": intent.get("currency") or pack.currency,
-                "credits": credits,
-                "receipt_url": (charge or {}).get("receipt_url") or "",
-            },
-        )
+        payment, created = Payment.objects.get_or_create(idempotency_key=key, defaults=defaults)
         credits_grant(
-            user=user,
+            user=payment.user,
             amount=payment.credits,
-            reason=LedgerReason.PURCHASE,
-            reference=f"stripe:{payment_intent_id}",
+            reason=reason,
+            reference=reference,
             idempotency_key=key,
-            memo=f"{payment.credits} credits",
-        )
-        CheckoutSession.objects.filter(stripe_payment_intent_id=payment_intent_id, fulfilled_at__isnull=True).update(
-            fulfilled_at=timezone.now()
+            memo=memo,
         )
         if created:
-            transaction.on_commit(lambda: _email(user, "credits_added", {"pack": pack, "payment": payment}))
+            template, context = email
+            transaction.on_commit(lambda: _email(payment.user, template, {**context, "payment": payment}))
     if charge:
         _reverse_from_charge(payment, charge)  # refunded or disputed before we got to grant it
+    return payment
 
 
 def _charge(value) -> dict | None:
@@ -388,34 +403,25 @@ def _on_invoice_paid(obj: dict) -> None:
     charge = _charge(invoice.get("charge")) or (
         _charge(stripe_api.payment_intent_get(intent_id).get("latest_charge")) if intent_id else None
     )
-    with transaction.atomic():
-        payment, created = Payment.objects.get_or_create(
-            idempotency_key=key,
-            defaults={
-                "user": subscription.user,
-                "kind": PaymentKind.SUBSCRIPTION,
-                "stripe_invoice_id": invoice["id"],
-                "stripe_payment_intent_id": intent_id,
-                "stripe_charge_id": _id(charge),
-                "amount_cents": invoice.get("amount_paid") or 0,
-                "currency": invoice.get("currency") or plan.currency,
-                "credits": plan.monthly_credits,
-                "receipt_url": invoice.get("hosted_invoice_url") or "",
-            },
-        )
-        credits_grant(
-            user=subscription.user,
-            amount=plan.monthly_credits,
-            reason=LedgerReason.SUBSCRIPTION,
-            reference=f"stripe:{invoice['id']}",
-            idempotency_key=key,
-            memo=f"{plan.title} · {invoice.get('number') or invoice['id']}",
-        )
-        if created:
-            context = {"plan": plan, "subscription": subscription, "payment": payment}
-            transaction.on_commit(lambda: _email(subscription.user, "subscription_renewed", context))
-    if charge:
-        _reverse_from_charge(payment, charge)
+    _grant_for_payment(
+        key=key,
+        defaults={
+            "user": subscription.user,
+            "kind": PaymentKind.SUBSCRIPTION,
+            "stripe_invoice_id": invoice["id"],
+            "stripe_payment_intent_id": intent_id,
+            "stripe_charge_id": _id(charge),
+            "amount_cents": invoice.get("amount_paid") or 0,
+            "currency": invoice.get("currency") or plan.currency,
+            "credits": plan.monthly_credits,
+            "receipt_url": invoice.get("hosted_invoice_url") or "",
+        },
+        reason=LedgerReason.SUBSCRIPTION,
+        reference=f"stripe:{invoice['id']}",
+        memo=f"{plan.title} · {invoice.get('number') or invoice['id']}",
+        email=("subscription_renewed", {"plan": plan, "subscription": subscription}),
+        charge=charge,
+    )
 
 
 def _on_invoice_payment_failed(obj: dict) -> None:

@@ -466,12 +466,20 @@ def _reverse_from_charge(payment: Payment, charge: dict) -> None:
     if charge.get("disputed"):
         credits_reverse_payment(payment=payment, target=payment.credits, dispute=True)
         return
+    target = _refunded_credits(payment, charge)
+    if target > 0:
+        credits_reverse_payment(payment=payment, target=target)
+
+
+def _refunded_credits(payment: Payment, charge: dict) -> int:
+    """The share of a payment's credits its refunds account for (all of them once fully refunded)."""
     amount = charge.get("amount") or payment.amount_cents or 1
     refunded = charge.get("amount_refunded") or 0
     if refunded <= 0:
-        return
-    target = payment.credits if charge.get("refunded") or refunded >= amount else (payment.credits * refunded) // amount
-    credits_reverse_payment(payment=payment, target=target)
+        return 0
+    if charge.get("refunded") or refunded >= amount:
+        return payment.credits
+    return (payment.credits * refunded) // amount
 
 
 def _on_dispute_created(obj: dict) -> None:
@@ -491,9 +499,8 @@ def _on_dispute_closed(obj: dict) -> None:
     payment = _payment_for_charge(charge)
     if payment is None:
         return
-    amount = charge.get("amount") or payment.amount_cents or 1
-    refunded = charge.get("amount_refunded") or 0
-    target = (payment.credits * refunded) // amount if refunded else 0
+    # What refunds took stays taken; only the dispute's part comes back.
+    target = _refunded_credits(payment, charge)
     credits_restore_payment(payment=payment, target=target, key=f"dispute-won:{obj.get('id')}")
 
 

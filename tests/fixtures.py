@@ -33,10 +33,12 @@ def _isolation(settings, tmp_path):
     redis_url = os.environ.get("REDIS_URL")
     if redis_url:
         # The suite flushes its cache around every test: give it a Redis database of its own,
-        # never the one a developer's server or broker uses.
+        # never the one a developer's server or broker uses (TEST_REDIS_DB picks another, so two
+        # suites can run side by side).
         base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") >= 3 else redis_url
+        db = os.environ.get("TEST_REDIS_DB", "15")
         settings.CACHES = {
-            "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"{base}/15"}
+            "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"{base}/{db}"}
         }
     from config.celery import app
 

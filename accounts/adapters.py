@@ -7,9 +7,15 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.http import HttpRequest
 
 from accounts.models import User
+from config.net import client_ip
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # allauth keys its per-IP rate limits on this: the same rule as our own limiters
+        # (TRUSTED_PROXY_COUNT, see config/net.py), and never a 500 on a short X-Forwarded-For.
+        return client_ip(request)
+
     def save_user(self, request: HttpRequest, user: User, form, commit: bool = True) -> User:
         user = super().save_user(request, user, form, commit=False)
         # The social sign-up form has no display name: keep the one Google gave.

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import random
+import select
 import socket
 import ssl
 import struct
@@ -483,7 +484,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(BIG))
                 self.end_headers()
-                server.stop.wait(5)  # never sends the body: the header alone must be enough
+                self.wfile.flush()
+                # Never sends the body: the header alone must be enough. Wait (bounded) for the
+                # client to hang up, and say so.
+                self.connection.settimeout(10)
+                try:
+                    if self.connection.recv(1) == b"":
+                        server.hung_up.set()
+                except OSError:
+                    pass
             elif path == "/slow":
                 server.stop.wait(5)
                 self._send(200, OK_PNG)
@@ -539,6 +548,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.seen: list[dict] = []
         self.stop = threading.Event()
+        self.hung_up = threading.Event()  # a client closed the connection before any body byte
         self.other_port = 0
 
     def start(self) -> _Server:
@@ -566,6 +576,7 @@ def web(servers, settings):
     main, other = servers
     main.seen.clear()
     other.seen.clear()
+    main.hung_up.clear()
     settings.INPUT_URL_ALLOWED_PRIVATE_HOSTS = [f"127.0.0.1:{main.server_port}"]
     main.base = f"http://127.0.0.1:{main.server_port}"
     return main
@@ -590,10 +601,12 @@ def test_compressed_download_is_measured_after_decompression(web):
     assert str(refused(inputs.image_from_url, f"{web.base}/gzip-bomb")) == TOO_BIG
 
 
-def test_declared_length_over_the_limit_is_refused_without_reading(web):
-    started = time.monotonic()
+def test_declared_length_over_the_limit_is_refused_without_reading(web, settings):
+    # The server never sends the body. Had we tried to read it, we would wait out a read timeout
+    # and answer TIMED_OUT; TOO_BIG, and the server seeing us hang up, show we never tried.
+    settings.INPUT_URL_TIMEOUT = 30
     assert str(refused(inputs.image_from_url, f"{web.base}/big-declared")) == TOO_BIG
-    assert time.monotonic() - started < 1
+    assert web.hung_up.wait(10)
 
 
 def test_slow_server_times_out_quickly(web, settings):
@@ -608,6 +621,86 @@ def test_server_that_drips_bytes_hits_the_overall_deadline(web, settings):
     started = time.monotonic()
     assert str(refused(inputs.image_from_url, f"{web.base}/drip")) == TIMED_OUT
     assert time.monotonic() - started < 3
+
+
+class _HeaderDripper:
+    """A bare TCP server on 127.0.0.1 for one client: it reads the request, then sends a valid
+    response's status line and headers one byte every `interval` seconds, and stops by itself
+    after `limit` seconds. It notes how many bytes it sent and whether the client hung up."""
+
+    RESPONSE = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: " + str(len(OK_PNG)).encode() + b"\r\n\r\n"
+    ) + OK_PNG
+
+    def __init__(self, *, interval: float, limit: float):
+        self.interval, self.limit = interval, limit
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(limit)
+        self.port = self.listener.getsockname()[1]
+        self.sent = 0
+        self.hung_up = threading.Event()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> _HeaderDripper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.done.set()
+        self.thread.join(timeout=self.limit + 5)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        stop_at = time.monotonic() + self.limit
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(self.limit)
+            request = b""
+            while b"\r\n\r\n" not in request and (chunk := conn.recv(4096)):
+                request += chunk
+            for byte in self.RESPONSE:
+                if time.monotonic() > stop_at or self.done.wait(self.interval):
+                    return
+                if select.select([conn], [], [], 0)[0] and conn.recv(1) == b"":
+                    self.hung_up.set()  # the client closed its end
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    self.hung_up.set()
+                    return
+                self.sent += 1
+
+
+def test_server_that_drips_its_headers_is_cut_off_at_the_deadline(settings):
+    """Each byte of the status line and headers comes well within the per-read timeout; only an
+    overall deadline that covers the headers stops it (before the fix it held the thread for as long
+    as the server liked: ~40 s here, minutes for a real attacker)."""
+    settings.INPUT_URL_TIMEOUT = 2 / 3  # overall deadline: 3 x 2/3 = 2 s; one byte every 0.5 s
+    deadline = inputs._DEADLINE_FACTOR * settings.INPUT_URL_TIMEOUT
+    with _HeaderDripper(interval=0.5, limit=60) as server:
+        settings.INPUT_URL_ALLOWED_PRIVATE_HOSTS = [f"127.0.0.1:{server.port}"]
+        outcome: dict = {}
+
+        def fetch() -> None:
+            try:
+                inputs.image_from_url(f"http://127.0.0.1:{server.port}/slow-headers.png")
+            except InvalidInput as exc:
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=fetch, daemon=True)
+        worker.start()
+        worker.join(timeout=deadline + 10)  # generous for a slow machine; the server would go on for 60 s
+        assert not worker.is_alive(), "the fetch still holds its thread"
+        assert str(outcome["error"]) == TIMED_OUT
+        assert outcome["error"].field == "image_url"
+        assert server.hung_up.wait(5), "we must close the connection, not wait for the server to"
+        header_length = len(_HeaderDripper.RESPONSE) - len(OK_PNG)
+        assert 0 < server.sent < header_length / 2  # cut off in the headers, long before their end
 
 
 @pytest.mark.parametrize(("path", "status"), [("/missing", 404), ("/broken", 500)])

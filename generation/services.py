@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from billing import services as billing
+from billing.errors import AccountBlocked, InsufficientCredits
 from generation import catalog, inputs, storage
 from generation.errors import InvalidInput, NotAllowed, ProviderError
 from generation.models import (
@@ -98,6 +99,7 @@ def generation_submit(*, user, spec: GenerationSpec, retry_of: Generation | None
     clean = catalog.clean_params(entry, spec.values)
     if "seed" in entry.parameters and clean.params.get("seed") is None:
         clean.params["seed"] = random.randint(0, 2**31 - 1)  # noqa: S311 - not security relevant
+    _check_credits(user, entry)  # before any download: a refused job must cost us nothing either
     image = _clean_input_image(spec)  # network/decoding happens before we touch the database
     return _create(user=user, entry=entry, clean=clean, image=image, retry_of=retry_of)
 
@@ -107,6 +109,25 @@ def _check_pro(user, entry: CatalogEntry) -> None:
 
     if entry.pro_only and not is_pro(user=user):
         raise InvalidInput("This model is part of Pro. Subscribe to Pro or pick another model.", field="model")
+
+
+def _check_credits(user, entry: CatalogEntry) -> None:
+    """Refuse early, read-only, what the reservation would refuse: an open debt (AccountBlocked)
+    or too few credits (InsufficientCredits), with the same errors and sentences.
+
+    This runs before an image link is fetched or an upload decoded, so people without credits
+    cannot make us download or decode anything. It takes no lock and holds nothing:
+    `credits_reserve` in `_create` stays the authority (a parallel spend between the two is
+    refused there, with the row lock).
+    """
+    from billing.selectors import wallet_of
+
+    wallet = wallet_of(user=user)
+    balance, debt = (wallet.balance, wallet.debt) if wallet is not None else (0, 0)
+    if debt > 0:
+        raise AccountBlocked(debt=debt)
+    if balance < entry.credit_cost:
+        raise InsufficientCredits(needed=entry.credit_cost, balance=balance)
 
 
 def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, retry_of) -> Generation:
@@ -168,15 +189,18 @@ def _enqueue(generation_id: int) -> None:
 
 
 def generation_retry(*, user, generation: Generation) -> Generation:
-    """Try a failed or canceled generation again, as a new job with the same inputs."""
+    """Try a failed or canceled generation again, as a new job with the same inputs.
+
+    Once per job, enforced by the database (a unique index on `retry_of`): a double click, or
+    twenty parallel POSTs, create and charge one retry, and every caller gets that retry back.
+    """
+    if generation.owner_id != user.pk:
+        raise NotAllowed("Not your generation.")
     if generation.status not in (Status.FAILED, Status.CANCELED):
         raise NotAllowed("Only a failed or canceled generation can be tried again.")
-    if Generation.objects.filter(retry_of=generation).exists():
-        raise NotAllowed("This one was tried again already; see your recent generations.")
-    image = None
-    source = generation.assets.filter(role=AssetRole.INPUT).first()
-    if source is not None:
-        image = inputs.clean_image_bytes(storage.read_bytes(source.storage_key))
+    existing = _existing_retry(generation)
+    if existing is not None:
+        return existing
     clean = catalog.CleanParams(
         prompt=generation.prompt, negative_prompt=generation.negative_prompt, params=dict(generation.params)
     )
@@ -184,7 +208,25 @@ def generation_retry(*, user, generation: Generation) -> Generation:
     if not entry.enabled or not provider_available(entry.provider):
         raise InvalidInput("This model is not available right now. Pick another one.", field="model")
     _check_pro(user, entry)
-    return _create(user=user, entry=entry, clean=clean, image=image, retry_of=generation)
+    try:
+        _check_credits(user, entry)
+        image = None
+        source = generation.assets.filter(role=AssetRole.INPUT).first()
+        if source is not None:
+            image = inputs.clean_image_bytes(storage.read_bytes(source.storage_key))
+        return _create(user=user, entry=entry, clean=clean, image=image, retry_of=generation)
+    except (IntegrityError, InsufficientCredits):
+        # A parallel click won the race: either for the unique `retry_of` (migration 0004; ours
+        # rolled back with its reservation) or for the last credits. The person is charged once
+        # and every click lands on the one retry.
+        existing = _existing_retry(generation)
+        if existing is None:
+            raise
+        return existing
+
+
+def _existing_retry(generation: Generation) -> Generation | None:
+    return Generation.objects.filter(retry_of=generation).order_by("pk").first()
 
 
 # --- status moves -------------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# With a broker (REDIS_URL or CELERY_BROKER_URL) run both beside the web server: `make worker`
+# runs the queued jobs, `make beat` is the clock (exactly one per deployment) that finishes or
+# refunds jobs a dead worker left behind; see "What runs where" in the README.
 worker: $(VENV)/.runtime
 	$(BIN)/celery -A config worker -l info --concurrency=$${CELERY_CONCURRENCY:-2}
 

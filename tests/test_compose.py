@@ -30,6 +30,41 @@ def test_compose_file_has_the_whole_stack():
     assert {"AWS_S3_PUBLIC_ENDPOINT_URL", "STRIPE_SECRET_KEY", "REPLICATE_API_TOKEN"} <= env_keys
 
 
+def test_beat_is_part_of_the_stack():
+    """Beat finishes or refunds the jobs of a worker that died hard; without it credits stay held."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    beat = services["beat"]
+    assert beat["command"].startswith("celery -A config beat")
+    assert "--schedule=/app/var/" in beat["command"]  # the image's writable directory
+    assert "deploy" not in beat and "scale" not in beat  # one clock, never replicated
+    for key in ("image", "env_file", "restart"):  # same image and settings as web and worker
+        assert beat[key] == services["web"][key] == services["worker"][key]
+    assert services["worker"]["stop_grace_period"]  # warm shutdown before the kill
+
+    from django.conf import settings
+
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"generation.tasks.poll_running_generations", "generation.tasks.fail_stuck_generations"} <= scheduled
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert "celery -A config worker" in makefile and "celery -A config beat" in makefile
+
+
+def test_compose_sets_the_trusted_proxy_count():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    # No proxy in this stack: gunicorn is published directly, so X-Forwarded-For is not trusted.
+    assert services["web"]["environment"]["TRUSTED_PROXY_COUNT"] == "${TRUSTED_PROXY_COUNT:-0}"
+    assert "8000:8000" in services["web"]["ports"]
+
+
+def test_readme_says_what_runs_where_and_names_the_proxy_setting():
+    readme = (ROOT / "README.md").read_text()
+    deployment = readme.split("## Running the full stack", 1)[1].split("## Architecture", 1)[0]
+    assert "### What runs where" in deployment and "Without beat" in deployment
+    assert "make worker" in deployment and "make beat" in deployment
+    assert "TRUSTED_PROXY_COUNT" in deployment
+
+
 def test_docker_compose_config_accepts_the_file(tmp_path):
     docker = shutil.which("docker")
     if docker is None:

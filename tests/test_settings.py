@@ -110,3 +110,24 @@ def test_email_links_use_the_scheme_of_the_site_url():
     )
     assert run(code, production_env(SITE_URL="http://localhost:8000")).stdout.strip() == "http"
     assert run(code, production_env(SITE_URL="https://atelier.example")).stdout.strip() == "https"
+
+
+def test_trusted_proxy_count_sets_allauths_and_is_checked():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.TRUSTED_PROXY_COUNT, s.ALLAUTH_TRUSTED_PROXY_COUNT)"
+    )
+    assert run(code, {}).stdout.split() == ["0", "0"]
+    assert run(code, production_env(TRUSTED_PROXY_COUNT="1")).stdout.split() == ["1", "1"]
+    refused = run(code, {"TRUSTED_PROXY_COUNT": "-1"})
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines() == ["atelier: TRUSTED_PROXY_COUNT=-1 must be 0 or more"]
+
+
+def test_the_redis_cache_fails_open_with_short_timeouts():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "c = s.CACHES['default']; print(c['BACKEND'], c['OPTIONS']['socket_connect_timeout'])"
+    )
+    result = run(code, production_env(REDIS_URL="redis://redis:6379/0"))
+    assert result.stdout.split() == ["config.cache.FailOpenRedisCache", "1"], result.stderr

@@ -376,6 +376,10 @@ INPUT_URL_TIMEOUT = env.float("INPUT_URL_TIMEOUT", default=10.0)
 INPUT_URL_MAX_REDIRECTS = 3
 # host:port pairs the SSRF guard lets through although private (the test suite's local servers only).
 INPUT_URL_ALLOWED_PRIVATE_HOSTS: list[str] = env.list("INPUT_URL_ALLOWED_PRIVATE_HOSTS", default=[])
+# Generation submits allowed per person and per client address (config.net.client_ip; IPv6 by /64),
+# counted in the shared cache by django-ratelimit; rates like "30/m" (s, m, h, d).
+GENERATION_SUBMIT_RATE_PER_USER = env.str("GENERATION_SUBMIT_RATE_PER_USER", default="30/m")
+GENERATION_SUBMIT_RATE_PER_IP = env.str("GENERATION_SUBMIT_RATE_PER_IP", default="60/m")
 # Replicate: switched on by the token. Webhooks go to WEBHOOK_BASE_URL (default SITE_URL).
 REPLICATE_API_TOKEN = env.str("REPLICATE_API_TOKEN", default="")
 REPLICATE_BASE_URL = env.str("REPLICATE_BASE_URL", default="")

@@ -41,3 +41,20 @@ class StorageUnavailable(ProviderError):
             retryable=True,
             detail=detail,
         )
+
+
+class SubmitRateLimited(GenerationError):
+    """Too many submits from one person or one address in the window; nothing was done.
+
+    `retry_after` is the number of seconds until the window ends (for a `Retry-After` header).
+    """
+
+    status = 429
+
+    def __init__(self, *, retry_after: int):
+        seconds = max(1, int(retry_after))
+        super().__init__(
+            "You are starting generations faster than we allow. "
+            f"Please wait {seconds} second{'s' if seconds != 1 else ''} and try again."
+        )
+        self.retry_after = seconds

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import ipaddress
 import logging
 import random
 import time
@@ -28,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from billing import services as billing
 from billing.errors import AccountBlocked, InsufficientCredits
 from generation import catalog, inputs, storage
-from generation.errors import InvalidInput, NotAllowed, ProviderError
+from generation.errors import InvalidInput, NotAllowed, ProviderError, SubmitRateLimited
 from generation.models import (
     ACTIVE_STATUSES,
     Asset,
@@ -74,6 +75,49 @@ def catalog_available():
 
 
 # --- submit -------------------------------------------------------------------------------------------
+
+
+SUBMIT_RATE_GROUP = "generation.submit"
+
+
+def generation_submit_throttle(*, request) -> None:
+    """Count one submit for the signed-in person and one for their address; raise
+    SubmitRateLimited past `GENERATION_SUBMIT_RATE_PER_USER` or `GENERATION_SUBMIT_RATE_PER_IP`.
+
+    The one limit for every way in: the create page calls it first thing on a POST, the API
+    will call it the same way. Counts live in the shared cache (django-ratelimit, fixed windows);
+    while the cache is down it fails open (config/cache.py), and the credit pre-check and the
+    fetch deadline still bound what a submit can cost.
+    """
+    from django_ratelimit.core import get_usage
+
+    limits = (
+        (_submit_user_key, settings.GENERATION_SUBMIT_RATE_PER_USER),
+        (_submit_ip_key, settings.GENERATION_SUBMIT_RATE_PER_IP),
+    )
+    for key, rate in limits:
+        usage = get_usage(request, group=SUBMIT_RATE_GROUP, key=key, rate=rate, increment=True)
+        if usage is not None and usage["should_limit"]:
+            raise SubmitRateLimited(retry_after=usage["time_left"])
+
+
+def _submit_user_key(group: str, request) -> str:
+    return f"user:{request.user.pk}"
+
+
+def _submit_ip_key(group: str, request) -> str:
+    """The client address (config.net.client_ip, which knows our proxies); IPv6 by /64, which
+    one person usually holds whole (as allauth's limiter does)."""
+    from config.net import client_ip
+
+    address = client_ip(request)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"ip:{address}"
+    if ip.version == 6:
+        return f"ip:{ipaddress.ip_network(f'{ip}/64', strict=False)}"
+    return f"ip:{ip}"
 
 
 def _clean_input_image(spec: GenerationSpec) -> inputs.CleanImage | None:

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.errors import InsufficientCredits
 from billing.selectors import balance_of
 from generation import selectors, services, storage
-from generation.errors import InvalidInput, NotAllowed, ProviderError
+from generation.errors import InvalidInput, NotAllowed, ProviderError, SubmitRateLimited
 from generation.forms import TABS, CreateForm
 from generation.models import Provider
 from generation.providers import get_provider
@@ -36,9 +36,16 @@ def _tab(request: HttpRequest) -> str:
 def create(request: HttpRequest) -> HttpResponse:
     tab = _tab(request)
     models = services.catalog_available().filter(kind=TABS[tab])
+    status, retry_after = 200, None
     if request.method == "POST":
         form = CreateForm(request.POST, request.FILES, models=models)
-        if form.is_valid():
+        try:
+            services.generation_submit_throttle(request=request)
+        except SubmitRateLimited as exc:
+            form.full_clean()  # the page shows what was typed; errors need a cleaned form
+            form.add_error(None, str(exc))
+            status, retry_after = exc.status, exc.retry_after
+        if status == 200 and form.is_valid():
             spec = services.GenerationSpec(
                 model=form.cleaned_data["model"],
                 values={k: v for k, v in form.cleaned_data.items() if k not in {"model", "image", "image_url"}},
@@ -69,7 +76,10 @@ def create(request: HttpRequest) -> HttpResponse:
         "balance": balance_of(user=request.user),
         "recent": selectors.recent_generations(user=request.user),
     }
-    return render(request, "generation/create.html", context)
+    response = render(request, "generation/create.html", context, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @login_required

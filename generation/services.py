@@ -10,7 +10,6 @@ between the poller and a webhook are harmless.
 
 from __future__ import annotations
 
-import base64
 import io
 import ipaddress
 import logging
@@ -22,13 +21,12 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
-from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from billing import services as billing
 from billing.errors import AccountBlocked, InsufficientCredits
-from generation import catalog, inputs, storage
+from generation import catalog, inputs, providers, storage
 from generation.errors import InvalidInput, NotAllowed, ProviderError, SubmitRateLimited
 from generation.models import (
     ACTIVE_STATUSES,
@@ -37,12 +35,11 @@ from generation.models import (
     CatalogEntry,
     Generation,
     Kind,
-    Provider,
     ProviderWebhook,
     Status,
 )
 from generation.providers import get_provider
-from generation.providers.base import CANCELED, FAILED, SUCCEEDED, PredictionState, StartRequest
+from generation.providers.base import CANCELED, FAILED, SUCCEEDED, InputImage, Job, PredictionState
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +62,13 @@ class GenerationSpec:
 
 
 def provider_available(provider: str) -> bool:
-    return provider == Provider.LOCAL or (provider == Provider.REPLICATE and bool(settings.REPLICATE_API_TOKEN))
+    return providers.provider_available(provider)
 
 
 def catalog_available():
     """Enabled models whose provider is configured here."""
-    providers = [p for p in Provider.values if provider_available(p)]
-    return CatalogEntry.objects.filter(enabled=True, provider__in=providers).order_by("kind", "order", "title")
+    names = [name for name in providers.REGISTRY if provider_available(name)]
+    return CatalogEntry.objects.filter(enabled=True, provider__in=names).order_by("kind", "order", "title")
 
 
 # --- submit -------------------------------------------------------------------------------------------
@@ -175,19 +172,26 @@ def _check_credits(user, entry: CatalogEntry) -> None:
 
 
 def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, retry_of) -> Generation:
+    if image is not None:
+        get_provider(entry.provider).check_input_image(image)  # InvalidInput here, never in the worker
     stored: list[str] = []
     try:
+        generation = Generation(
+            owner=user,
+            model=entry,
+            kind=entry.kind,
+            prompt=clean.prompt,
+            negative_prompt=clean.negative_prompt,
+            params=clean.params,
+            cost=entry.credit_cost,
+            retry_of=retry_of,
+        )
+        saved = None
+        if image is not None:
+            # Uploaded before the transaction: the wallet's row lock is never held across storage I/O.
+            saved = storage.save_bytes(f"{generation.storage_prefix}/input-0.{image.ext}", image.content)
+            stored.append(saved.key)
         with transaction.atomic():
-            generation = Generation(
-                owner=user,
-                model=entry,
-                kind=entry.kind,
-                prompt=clean.prompt,
-                negative_prompt=clean.negative_prompt,
-                params=clean.params,
-                cost=entry.credit_cost,
-                retry_of=retry_of,
-            )
             billing.credits_reserve(
                 user=user,
                 amount=entry.credit_cost,
@@ -195,9 +199,7 @@ def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, ret
                 memo=f"{entry.get_kind_display()} · {entry.title}",
             )
             generation.save()
-            if image is not None:
-                saved = storage.save_bytes(f"{generation.storage_prefix}/input-0.{image.ext}", image.content)
-                stored.append(saved.key)
+            if saved is not None:
                 Asset.objects.create(
                     generation=generation,
                     role=AssetRole.INPUT,
@@ -297,11 +299,11 @@ def generation_fail(*, generation_id: int, message: str, detail: str = "", cance
             finished_at=timezone.now(),
         )
         if moved:
-            reference, prediction_id = Generation.objects.values_list("uuid", "provider_prediction_id").get(
-                pk=generation_id
-            )
+            reference, prediction_id, provider = Generation.objects.values_list(
+                "uuid", "provider_prediction_id", "model__provider"
+            ).get(pk=generation_id)
             billing.credits_release(reference=f"generation:{reference}")
-            if cancel_remote and prediction_id and not prediction_id.startswith("local-"):
+            if cancel_remote and prediction_id and get_provider(provider).can_cancel:
                 transaction.on_commit(lambda: _enqueue_provider_cancel(generation_id))
     if moved:
         logger.info("generation %s failed: %s (%s)", generation_id, message, detail)
@@ -324,7 +326,7 @@ def generation_cancel(*, user, generation: Generation) -> bool:
             raise NotAllowed("This generation has already finished.")
         billing.credits_release(reference=generation.reservation_reference)
         prediction_id = Generation.objects.values_list("provider_prediction_id", flat=True).get(pk=generation.pk)
-        if prediction_id:
+        if prediction_id and get_provider(generation.model.provider).can_cancel:
             transaction.on_commit(lambda: _enqueue_provider_cancel(generation.pk))
     return True
 
@@ -340,46 +342,35 @@ def _enqueue_provider_cancel(generation_id: int) -> None:
 
 def provider_cancel(*, generation_id: int) -> None:
     generation = Generation.objects.select_related("model").get(pk=generation_id)
-    if generation.provider_prediction_id:
-        get_provider(generation.model.provider).cancel(generation.provider_prediction_id)
+    provider = get_provider(generation.model.provider)
+    if generation.provider_prediction_id and provider.can_cancel:
+        provider.cancel(generation.provider_prediction_id)
 
 
 # --- running (called by the worker) ------------------------------------------------------------------
 
 
-def _webhook_url() -> str | None:
-    if not settings.WEBHOOK_BASE_URL:
-        return None
-    return settings.WEBHOOK_BASE_URL.rstrip("/") + reverse("generation:replicate_webhook")
-
-
-def _start_request(generation: Generation) -> StartRequest:
-    entry = generation.model
-    input_asset = generation.assets.filter(role=AssetRole.INPUT).first()
-    input_bytes = storage.read_bytes(input_asset.storage_key) if input_asset else None
-    image_url = None
-    if input_asset is not None and entry.provider != Provider.LOCAL:
-        # The provider gets our copy, never the person's URL.
-        image_url = storage.provider_url(input_asset.storage_key)
-        if image_url is None:
-            image_url = f"data:{input_asset.mime_type};base64,{base64.b64encode(input_bytes).decode()}"
-    if entry.provider == Provider.LOCAL:
-        payload = {"prompt": generation.prompt, "negative_prompt": generation.negative_prompt, **generation.params}
-    else:
-        payload = catalog.provider_input(
-            entry,
-            prompt=generation.prompt,
-            negative_prompt=generation.negative_prompt,
-            params=generation.params,
-            image_url=image_url,
+def _job(generation: Generation, provider) -> Job:
+    """The provider-neutral description of a generation, for `provider.build_request`."""
+    source = generation.assets.filter(role=AssetRole.INPUT).first()
+    image = None
+    if source is not None:
+        key = source.storage_key
+        image = InputImage(
+            key=key,
+            mime=source.mime_type,
+            width=source.width,
+            height=source.height,
+            read=lambda: storage.read_bytes(key),
         )
-    return StartRequest(
-        model=entry.provider_model,
-        version=entry.provider_version,
-        input=payload,
-        webhook_url=_webhook_url() if entry.provider == Provider.REPLICATE else None,
-        input_image=input_bytes,
-        seed=int(generation.params.get("seed") or 0),
+    return Job(
+        entry=generation.model,
+        prompt=generation.prompt,
+        negative_prompt=generation.negative_prompt,
+        params=dict(generation.params or {}),
+        seed=int((generation.params or {}).get("seed") or 0),
+        input_image=image,
+        webhook_url=provider.webhook_url(),
     )
 
 
@@ -400,23 +391,25 @@ def generation_run(*, generation_id: int, wait: float | None = None) -> None:
     provider = get_provider(generation.model.provider)
 
     if not generation.provider_prediction_id:
-        state = provider.start(_start_request(generation))
+        state = provider.start(provider.build_request(_job(generation, provider)))
         # Store the id before waiting: a redelivered task resumes this prediction, never starts another.
         kept = Generation.objects.filter(pk=generation.pk, provider_prediction_id="").update(
             provider_prediction_id=state.id
         )
         if not kept:
             # Another delivery of this task got its prediction stored first: stop ours, follow theirs.
-            try:
-                provider.cancel(state.id)
-            except ProviderError as exc:
-                logger.warning("could not cancel duplicate prediction %s: %s", state.id, exc.detail)
+            if provider.can_cancel:
+                try:
+                    provider.cancel(state.id)
+                except ProviderError as exc:
+                    logger.warning("could not cancel duplicate prediction %s: %s", state.id, exc.detail)
             state = provider.fetch(
                 Generation.objects.values_list("provider_prediction_id", flat=True).get(pk=generation.pk)
             )
         if not Generation.objects.filter(pk=generation.pk, status=Status.RUNNING).exists():
             # Canceled while the prediction was being created: stop it at the provider too.
-            _enqueue_provider_cancel(generation.pk)
+            if provider.can_cancel:
+                _enqueue_provider_cancel(generation.pk)
             return
     else:
         state = provider.fetch(generation.provider_prediction_id)
@@ -424,7 +417,7 @@ def generation_run(*, generation_id: int, wait: float | None = None) -> None:
     if wait is None:
         # With webhooks the worker hands off at once (the webhook, or the beat poller as the
         # fallback, finishes the job) instead of holding a worker slot while a 3D model renders.
-        webhooks = generation.model.provider == Provider.REPLICATE and bool(_webhook_url())
+        webhooks = provider.supports_webhooks
         wait = settings.GENERATION_WEBHOOK_INLINE_WAIT if webhooks else settings.GENERATION_INLINE_WAIT
     deadline = time.monotonic() + wait
     interval = settings.GENERATION_POLL_INTERVAL
@@ -464,12 +457,26 @@ def generation_apply_state(*, generation_id: int, state: PredictionState) -> Non
         )
 
 
+NO_OUTPUT = "The model finished without a result, so there is nothing to keep. Your credits were refunded."
+NO_MODEL_FILE = (
+    "The model finished without a 3D model file (only previews), so there is nothing to keep. "
+    "Your credits were refunded."
+)
+SAVE_FAILED = "Something went wrong on our side while saving the result. Your credits were refunded."
+
+
 def _finish_success(*, generation_id: int, state: PredictionState) -> None:
     """Copy every output into our storage, then record the assets and capture the credits.
 
-    The copy (possibly large, and slow) happens without a lock or an open transaction; only the
-    short bookkeeping at the end locks the row. If another finisher (webhook vs poller) or a
-    cancel got there first, this one deletes what it copied and leaves the job alone.
+    The copy (streamed, possibly large and slow) happens without a lock or an open transaction;
+    only the short bookkeeping at the end locks the row. The job is visible as done as soon as
+    its outputs are stored: thumbnails are made after, by their own task. If another finisher
+    (webhook vs poller) or a cancel got there first, this one deletes what it copied and leaves
+    the job alone.
+
+    The prediction has finished at the provider, so nothing that goes wrong here sends a cancel:
+    errors fail the job with `cancel_remote=False`, and a retryable error is marked
+    `prediction_finished` for the task's give-up path.
     """
     generation = Generation.objects.select_related("owner", "model").filter(pk=generation_id).first()
     if generation is None or generation.status != Status.RUNNING:
@@ -477,12 +484,11 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
     stored: list[str] = []
     try:
         if not state.outputs:
-            raise ProviderError("The model returned no result.", detail="succeeded without output")
+            message = NO_MODEL_FILE if generation.kind == Kind.IMAGE_TO_3D else NO_OUTPUT
+            raise ProviderError(message, detail=state.error or "succeeded without output")
         provider = get_provider(generation.model.provider)
         outputs = state.outputs[:1] if generation.kind == Kind.IMAGE_TO_3D else state.outputs[:4]
-        assets: list[Asset] = []
-        for index, ref in enumerate(outputs):
-            assets += _copy_output(generation, provider, ref, index, stored)
+        assets = [_copy_output(generation, provider, ref, index, stored) for index, ref in enumerate(outputs)]
         with transaction.atomic():
             locked = Generation.objects.select_for_update().filter(pk=generation_id, status=Status.RUNNING).first()
             if locked is None:
@@ -497,15 +503,21 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
             )
             if not billing.credits_capture(reference=generation.reservation_reference):
                 logger.error("generation %s succeeded but its credits were not reserved any more", generation.pk)
+            transaction.on_commit(lambda: _enqueue_thumbnail(generation.pk))
     except _LostRace:
-        storage.delete_keys(stored)  # someone else finished or canceled it meanwhile
+        _discard(stored)  # someone else finished or canceled it meanwhile
     except ProviderError as exc:
-        storage.delete_keys(stored)
+        _discard(stored)
         if exc.retryable:
+            exc.prediction_finished = True  # giving up later must not cancel a finished prediction
             raise
-        generation_fail(generation_id=generation_id, message=str(exc), detail=exc.detail)
+        generation_fail(generation_id=generation_id, message=str(exc), detail=exc.detail, cancel_remote=False)
+    except Exception as exc:
+        _discard(stored)
+        logger.exception("generation %s: saving the result failed", generation_id)
+        generation_fail(generation_id=generation_id, message=SAVE_FAILED, detail=repr(exc)[:2000], cancel_remote=False)
     except BaseException:
-        storage.delete_keys(stored)
+        _discard(stored)
         raise
 
 
@@ -513,70 +525,108 @@ class _LostRace(Exception):
     pass
 
 
-def _copy_output(generation: Generation, provider, ref, index: int, stored: list[str]) -> list[Asset]:
-    """Stream one output into storage (and its thumbnail); returns the unsaved Asset rows."""
-    with storage.spooled(provider.open_output(ref), max_bytes=settings.OUTPUT_MAX_BYTES) as spool:
-        content = spool.read_all()
-        # What the file is comes from its bytes: the provider's word is not trusted.
-        mime, ext, width, height = _identify(generation.kind, spool.head, content)
-        saved = spool.save(f"{generation.storage_prefix}/output-{index}.{ext}")
-    stored.append(saved.key)
-    assets = [
-        Asset(
-            generation=generation,
-            role=AssetRole.OUTPUT,
-            index=index,
-            storage_key=saved.key,
-            mime_type=mime,
-            bytes=saved.size,
-            sha256=saved.sha256,
-            width=width,
-            height=height,
-        )
-    ]
-    thumb_source = content if mime != GLB_MIME else _input_bytes(generation)
-    if index == 0 and thumb_source:
-        thumb = _thumbnail(thumb_source)
-        if thumb is not None:
-            saved_thumb = storage.save_bytes(f"{generation.storage_prefix}/thumb-0.webp", thumb[0])
-            stored.append(saved_thumb.key)
-            assets.append(
-                Asset(
-                    generation=generation,
-                    role=AssetRole.THUMBNAIL,
-                    storage_key=saved_thumb.key,
-                    mime_type="image/webp",
-                    bytes=saved_thumb.size,
-                    sha256=saved_thumb.sha256,
-                    width=thumb[1],
-                    height=thumb[2],
-                )
-            )
-    return assets
+def _discard(keys: list[str]) -> None:
+    """Delete what this attempt copied, except objects a recorded asset points to: with
+    S3 both finishers of a race write the same key, and the winner's copy must stay."""
+    kept = set(Asset.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+    storage.delete_keys([key for key in keys if key not in kept])
 
 
-def _input_bytes(generation: Generation) -> bytes | None:
-    source = generation.assets.filter(role=AssetRole.INPUT).first()
-    return storage.read_bytes(source.storage_key) if source else None
+def _copy_output(generation: Generation, provider, ref, index: int, stored: list[str]) -> Asset:
+    """Stream one output into storage; returns its unsaved Asset row.
+
+    What the file is comes from its first bytes (the provider's word is not trusted); the rest
+    streams on into storage without being held in memory.
+    """
+    chunks = storage.Peek(provider.open_output(ref), head_bytes=IDENTIFY_BYTES)
+    mime, ext, width, height = _identify(generation.kind, chunks.head, chunks.complete)
+    key = f"{generation.storage_prefix}/output-{index}.{ext}"
+    stored.append(key)  # a half-written object is cleaned up too
+    saved = storage.save_stream(key, chunks, max_bytes=settings.OUTPUT_MAX_BYTES)
+    if saved.key != key:
+        stored.append(saved.key)
+    return Asset(
+        generation=generation,
+        role=AssetRole.OUTPUT,
+        index=index,
+        storage_key=saved.key,
+        mime_type=mime,
+        bytes=saved.size,
+        sha256=saved.sha256,
+        width=width,
+        height=height,
+    )
 
 
-def _identify(kind: str, head: bytes, content: bytes | None) -> tuple[str, str, int | None, int | None]:
-    """What the output really is, from its bytes; refuse anything unexpected for the kind."""
+# Enough of the file for Pillow to read an image's header (dimensions) even behind large metadata.
+IDENTIFY_BYTES = 1024 * 1024
+
+
+def _identify(kind: str, head: bytes, complete: bool) -> tuple[str, str, int | None, int | None]:
+    """What the output really is, from its first bytes; refuse anything unexpected for the kind."""
+    if not head:
+        raise ProviderError("The provider returned an empty result.", detail="empty output")
     if kind == Kind.IMAGE_TO_3D:
         if head[:4] == b"glTF":
             return GLB_MIME, "glb", None, None
         raise ProviderError("The model returned something that is not a 3D model.", detail=f"head={head[:8]!r}")
-    if content is None:
-        raise ProviderError("The image result was too large.", detail="image output over the in-memory limit")
     try:
-        with Image.open(io.BytesIO(content)) as image:
+        with Image.open(io.BytesIO(head)) as image:
             fmt = image.format
             width, height = image.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ProviderError("The model returned something that is not an image.", detail=repr(exc)) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        detail = repr(exc) if complete else f"{exc!r} within the first {len(head)} bytes"
+        raise ProviderError("The model returned something that is not an image.", detail=detail) from exc
     if fmt not in IMAGE_MIMES:
         raise ProviderError("The model returned an image format we don't keep.", detail=f"format={fmt}")
     return IMAGE_MIMES[fmt], {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[fmt], width, height
+
+
+# --- thumbnails (after the job is done) -------------------------------------------------------------
+
+
+def _enqueue_thumbnail(generation_id: int) -> None:
+    from generation.tasks import make_thumbnail
+
+    try:
+        make_thumbnail.delay(generation_id)
+    except Exception:
+        logger.exception("could not queue the thumbnail of generation %s", generation_id)
+
+
+def generation_thumbnail(*, generation_id: int) -> bool:
+    """Make the small WebP preview of a finished job (from the output image, or for a 3D model
+    from its input picture). Idempotent; True if this call added it."""
+    generation = Generation.objects.select_related("owner").filter(pk=generation_id).first()
+    if generation is None or generation.status != Status.SUCCEEDED:
+        return False
+    assets = {(a.role, a.index): a for a in generation.assets.filter(role__in=[AssetRole.OUTPUT, AssetRole.INPUT])}
+    if generation.assets.filter(role=AssetRole.THUMBNAIL).exists():
+        return False
+    output = assets.get((AssetRole.OUTPUT, 0))
+    source = output if output is not None and output.mime_type != GLB_MIME else assets.get((AssetRole.INPUT, 0))
+    if source is None:
+        return False
+    thumb = _thumbnail(storage.read_bytes(source.storage_key))
+    if thumb is None:
+        return False
+    saved = storage.save_bytes(f"{generation.storage_prefix}/thumb-0.webp", thumb[0])
+    with transaction.atomic():
+        alive = Generation.objects.select_for_update().filter(pk=generation_id, status=Status.SUCCEEDED).first()
+        if alive is None or alive.assets.filter(role=AssetRole.THUMBNAIL).exists():
+            storage.delete_keys([saved.key])  # deleted meanwhile, or another delivery made it first
+            return False
+        Asset.objects.create(
+            generation=alive,
+            role=AssetRole.THUMBNAIL,
+            storage_key=saved.key,
+            mime_type="image/webp",
+            bytes=saved.size,
+            sha256=saved.sha256,
+            width=thumb[1],
+            height=thumb[2],
+        )
+    return True
 
 
 def _thumbnail(content: bytes) -> tuple[bytes, int, int] | None:

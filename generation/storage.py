@@ -98,6 +98,78 @@ def spooled(chunks: Iterable[bytes], *, max_bytes: int) -> Iterator[Spool]:
         yield Spool(file=spool, size=size, sha256=digest.hexdigest(), head=head)
 
 
+class Peek:
+    """A stream of chunks whose first `head_bytes` are read ahead (to tell what the file is
+    before choosing its name); iterating yields everything, head included, once."""
+
+    def __init__(self, chunks: Iterable[bytes], *, head_bytes: int):
+        self._rest = iter(chunks)
+        buffered: list[bytes] = []
+        size = 0
+        self.complete = False
+        while size < head_bytes:
+            chunk = next(self._rest, None)
+            if chunk is None:
+                self.complete = True
+                break
+            buffered.append(chunk)
+            size += len(chunk)
+        self._buffered = buffered
+        self.head = b"".join(buffered)[:head_bytes]
+
+    def __iter__(self) -> Iterator[bytes]:
+        buffered, self._buffered = self._buffered, []
+        yield from buffered
+        yield from self._rest
+
+
+class _StreamReader(io.RawIOBase):
+    """A read-only, non-seekable file over a chunk iterator that hashes, counts and caps what
+    passes through, so a download streams into storage without being held in memory."""
+
+    def __init__(self, chunks: Iterable[bytes], *, max_bytes: int):
+        self._chunks = iter(chunks)
+        self._pending = b""
+        self._max_bytes = max_bytes
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self.size += len(chunk)
+            if self.size > self._max_bytes:
+                raise ProviderError(
+                    "The result was larger than we accept.", detail=f"output over {self._max_bytes} bytes"
+                )
+            self.digest.update(chunk)
+            self._pending = chunk
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def save_stream(key: str, chunks: Iterable[bytes], *, max_bytes: int) -> StoredFile:
+    """Stream chunks into storage under `key`. Raises ProviderError past `max_bytes` (or for an
+    empty stream) and StorageUnavailable when storage fails; the caller deletes the key then."""
+    reader = _StreamReader(chunks, max_bytes=max_bytes)
+    buffered = io.BufferedReader(reader, buffer_size=256 * 1024)
+    try:
+        saved = default_storage.save(key, File(buffered, name=key.rsplit("/", 1)[-1]))
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"save {key}: {exc!r}") from exc
+    if reader.size == 0:
+        delete_keys([saved])
+        raise ProviderError("The provider returned an empty result.", detail="empty output")
+    return StoredFile(key=saved, size=reader.size, sha256=reader.digest.hexdigest(), head=b"")
+
+
 def read_bytes(key: str) -> bytes:
     try:
         with default_storage.open(key, "rb") as handle:
@@ -149,10 +221,17 @@ def _public_presigned_url(key: str, disposition: str) -> str:
     return client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
 
 
+def provider_links_available(*, public_site: bool) -> bool:
+    """Can a provider on the internet fetch our copies by URL? From S3 always (presigned); from
+    local files only through our own site, so only when the site is public."""
+    return not _is_local() or public_site
+
+
 def provider_url(key: str) -> str | None:
-    """A URL the provider can fetch our copy of an input from (presigned S3), if storage has one."""
+    """A short-lived URL a provider can fetch our copy of an input from: presigned S3, or with
+    local files a signed link on our own site (absolute, SITE_URL; valid LOCAL_FILE_URL_TTL)."""
     if _is_local():
-        return None
+        return settings.SITE_URL.rstrip("/") + access_url(key, filename=key.rsplit("/", 1)[-1])
     return default_storage.url(key, expire=settings.PROVIDER_INPUT_URL_TTL)
 
 

@@ -10,7 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from generation import services
-from generation.errors import InvalidInput, ProviderError
+from generation.errors import ProviderError
 from generation.models import Generation
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,11 @@ def _retry_or_fail(task, generation_id: int, exc: ProviderError):
             exc=exc, countdown=retry_delay(exc, task.request.retries), max_retries=settings.GENERATION_MAX_RETRIES
         )
     services.generation_fail(
-        generation_id=generation_id, message=GAVE_UP if exc.retryable else str(exc), detail=exc.detail
+        generation_id=generation_id,
+        message=GAVE_UP if exc.retryable else str(exc),
+        detail=exc.detail,
+        # Copying a finished prediction's output failed: there is nothing left to stop remotely.
+        cancel_remote=not getattr(exc, "prediction_finished", False),
     )
 
 
@@ -46,8 +50,6 @@ def run_generation(self, generation_id: int) -> None:
         logger.info("generation %s is gone (deleted)", generation_id)
     except ProviderError as exc:
         _retry_or_fail(self, generation_id, exc)
-    except InvalidInput as exc:
-        services.generation_fail(generation_id=generation_id, message=str(exc), detail=f"invalid input: {exc}")
     except SoftTimeLimitExceeded:
         logger.warning("generation %s hit the soft time limit; the poller takes over", generation_id)
     except Exception as exc:
@@ -78,6 +80,17 @@ def cancel_prediction(self, generation_id: int) -> None:
         if exc.retryable:
             raise self.retry(exc=exc, countdown=retry_delay(exc, self.request.retries)) from exc
         logger.info("provider cancel of generation %s refused: %s", generation_id, exc.detail)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3)
+def make_thumbnail(self, generation_id: int) -> None:
+    """After a job is done (and visible): its small preview, in a step of its own."""
+    try:
+        services.generation_thumbnail(generation_id=generation_id)
+    except ProviderError as exc:  # storage down: a preview is worth a few retries, not more
+        if exc.retryable:
+            raise self.retry(exc=exc, countdown=retry_delay(exc, self.request.retries)) from exc
+        logger.warning("thumbnail of generation %s: %s", generation_id, exc.detail)
 
 
 @shared_task

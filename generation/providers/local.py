@@ -9,13 +9,28 @@ import hashlib
 from collections.abc import Iterator
 
 from generation.catalog import ASPECT_SIZES
-from generation.errors import InvalidInput, ProviderError
+from generation.errors import ProviderError
 from generation.providers import local_render
-from generation.providers.base import CANCELED, SUCCEEDED, OutputRef, PredictionState, Provider, StartRequest
+from generation.providers.base import CANCELED, SUCCEEDED, Job, OutputRef, PredictionState, Provider, StartRequest
 
 
 class LocalProvider(Provider):
+    """Works on bytes: the input image is read from our storage and handed over as is. No
+    webhooks (the work is done when `start` returns) and nothing to cancel remotely."""
+
     name = "local"
+    can_cancel = False
+
+    def build_request(self, job: Job) -> StartRequest:
+        payload = {"prompt": job.prompt, "negative_prompt": job.negative_prompt, **job.params}
+        return StartRequest(
+            model=job.entry.provider_model,
+            version=job.entry.provider_version,
+            input=payload,
+            webhook_url=None,
+            input_image=job.input_image.read() if job.input_image else None,
+            seed=job.seed,
+        )
 
     def start(self, request: StartRequest) -> PredictionState:
         model = request.model
@@ -50,13 +65,16 @@ class LocalProvider(Provider):
             else:
                 raise ProviderError("This model is not available right now.", detail=f"unknown local model {model}")
         except ValueError as exc:
-            raise InvalidInput(f"The offline model could not use this input: {exc}") from exc
+            # Inputs were checked at submit time; a failure here is ours, not the person's.
+            raise ProviderError(
+                "The offline model could not use this input.", retryable=False, detail=f"local render: {exc!r}"
+            ) from exc
         return PredictionState(id=prediction_id, status=SUCCEEDED, outputs=[output])
 
     @staticmethod
     def _need_image(request: StartRequest) -> None:
         if not request.input_image:
-            raise InvalidInput("This model needs an input image.", field="image")
+            raise ProviderError("The input image is missing.", retryable=False, detail="local job without input")
 
     def fetch(self, prediction_id: str) -> PredictionState:
         # Local work finishes inside start(); a fetch only happens after a crash mid-way.

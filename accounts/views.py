@@ -71,7 +71,9 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     pages need `is_staff`. Every method is redirected, so a password POSTed here is never checked.
     """
     next_url = request.GET.get("next", "")
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         next_url = reverse("admin:index")
     if request.user.is_authenticated:
         if request.user.is_active and request.user.is_staff:

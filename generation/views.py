@@ -20,7 +20,7 @@ from billing.selectors import balance_of
 from generation import selectors, services, storage
 from generation.errors import InvalidInput, NotAllowed, ProviderError, SubmitRateLimited
 from generation.forms import TABS, CreateForm
-from generation.models import Provider
+from generation.models import Provider, ProviderWebhook
 from generation.providers import get_provider
 from generation.providers.base import WebhookRejected
 
@@ -191,6 +191,20 @@ def signed_file(request: HttpRequest, token: str) -> HttpResponse:
     return response
 
 
+def _webhook_ids_problem(*, webhook_id, prediction_id) -> str:
+    """Why the ids of a verified delivery cannot be used, or "". Checked before the database sees
+    them: PostgreSQL refuses text with NUL characters and the columns have lengths, and either
+    would be a 500 halfway through, whatever a provider's parser let through."""
+    for name, value, field in (
+        ("webhook-id", webhook_id, "webhook_id"),
+        ("prediction id", prediction_id, "prediction_id"),
+    ):
+        limit = ProviderWebhook._meta.get_field(field).max_length
+        if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
+            return f"{name} is missing, longer than {limit} characters or contains NUL"
+    return ""
+
+
 @csrf_exempt
 @require_POST
 def replicate_webhook(request: HttpRequest) -> JsonResponse:
@@ -203,7 +217,11 @@ def replicate_webhook(request: HttpRequest) -> JsonResponse:
         webhook_id, state = get_provider(Provider.REPLICATE).parse_webhook(request)
     except WebhookRejected as exc:
         logger.warning("replicate webhook refused: %s", exc)
-        return JsonResponse({"error": "invalid webhook"}, status=400)
+        return JsonResponse({"error": "invalid webhook", "reason": str(exc)[:200]}, status=400)
+    problem = _webhook_ids_problem(webhook_id=webhook_id, prediction_id=state.id)
+    if problem:
+        logger.warning("replicate webhook refused: %s", problem)
+        return JsonResponse({"error": "invalid webhook", "reason": problem}, status=400)
     try:
         generation = services.webhook_record(provider=Provider.REPLICATE, webhook_id=webhook_id, prediction_id=state.id)
     except services.Generation.DoesNotExist:

@@ -120,17 +120,25 @@ class CreditAdjustmentAdmin(admin.ModelAdmin):
 
 
 class PriceRowAdmin(admin.ModelAdmin):
-    """Changing what something costs makes its Stripe Price stale: the next checkout creates a new one."""
+    """Changing what something costs makes its Stripe Price stale. The row forgets it, and it can't be
+    bought ("payments are being set up") until `manage.py stripe_prices` publishes the new price:
+    Stripe catalogue objects are never created inside a web request."""
 
     price_fields = ("price_cents", "currency")
 
     def save_model(self, request, obj, form, change) -> None:
-        if (
+        repriced = (
             change
             and any(name in form.changed_data for name in self.price_fields)
             and "stripe_price_id" not in (form.changed_data)
-        ):
+        )
+        if repriced or not obj.stripe_price_id:
             obj.stripe_price_id = ""
+            self.message_user(
+                request,
+                f"“{obj}” needs a Stripe price: run `manage.py stripe_prices`. Until then it can't be bought.",
+                level=messages.WARNING,
+            )
         super().save_model(request, obj, form, change)
 
 
@@ -163,8 +171,17 @@ class SubscriptionAdmin(ReadOnlyAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "user", "kind", "amount_cents", "currency", "credits", "credits_reversed", "disputed")
-    list_filter = ("kind", "disputed")
+    list_display = (
+        "created_at",
+        "user",
+        "kind",
+        "amount_cents",
+        "currency",
+        "credits",
+        "credits_reversed",
+        "dispute_status",
+    )
+    list_filter = ("kind", "dispute_status")
     search_fields = ("user__email", "stripe_payment_intent_id", "stripe_invoice_id", "stripe_charge_id")
     list_select_related = ("user",)
 

@@ -6,9 +6,12 @@ row lock); the ledger is the history and always sums to the balance.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Wallet(models.Model):
@@ -41,6 +44,7 @@ class LedgerReason(models.TextChoices):
     ADMIN_REVOKE = "admin_revoke", "Removed by support"
     PAYMENT_REVERSAL = "payment_reversal", "Payment refunded or disputed"
     DEBT_SETTLEMENT = "debt_settlement", "Settles credits owed from a refunded payment"
+    PAYMENT_REINSTATED = "payment_reinstated", "Dispute closed in your favour: credits restored"
 
 
 class LedgerEntry(models.Model):
@@ -171,6 +175,12 @@ class SubscriptionStatus(models.TextChoices):
 
 
 PRO_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
+# Stripe never brings these back: a later, stale read of the subscription must not revive it.
+FINAL_SUBSCRIPTION_STATUSES = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
+# Stripe moves the period forward when it renews (the invoice is paid up to about an hour later, and
+# our webhook may lag): a short grace keeps a renewing subscriber Pro in between. After it, a
+# subscription whose period ended without renewal is not Pro, whatever its last known status.
+PRO_PERIOD_GRACE = timedelta(hours=2)
 
 
 class Subscription(models.Model):
@@ -194,7 +204,9 @@ class Subscription(models.Model):
 
     @property
     def is_pro(self) -> bool:
-        return self.status in PRO_STATUSES
+        if self.status not in PRO_STATUSES:
+            return False
+        return self.current_period_end is None or self.current_period_end + PRO_PERIOD_GRACE > timezone.now()
 
     @property
     def ends_at(self):
@@ -219,6 +231,8 @@ class CheckoutSession(models.Model):
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True)
     status = models.CharField(max_length=20, default="open")
     stripe_payment_intent_id = models.CharField(max_length=100, blank=True, db_index=True)
+    stripe_price_id = models.CharField(max_length=100, blank=True, help_text="The Price this session sells.")
+    url = models.URLField(max_length=1000, blank=True, help_text="Stripe's hosted page (reused by a double click).")
     created_at = models.DateTimeField(auto_now_add=True)
     fulfilled_at = models.DateTimeField(null=True, blank=True)
 
@@ -229,6 +243,24 @@ class CheckoutSession(models.Model):
 class PaymentKind(models.TextChoices):
     PACK = "pack", "Credit pack"
     SUBSCRIPTION = "subscription", "Subscription invoice"
+
+
+class DisputeStatus(models.TextChoices):
+    """Stripe's dispute lifecycle. Inquiries (`warning_*`) withdraw no funds; disputes do."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: response needed"
+    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry under review"
+    WARNING_CLOSED = "warning_closed", "Inquiry closed"
+    NEEDS_RESPONSE = "needs_response", "Disputed: response needed"
+    UNDER_REVIEW = "under_review", "Dispute under review"
+    WON = "won", "Dispute won"
+    LOST = "lost", "Dispute lost"
+
+
+# The funds are withdrawn while these last (credits held back) and for good once lost.
+DISPUTE_HOLDS = (DisputeStatus.NEEDS_RESPONSE, DisputeStatus.UNDER_REVIEW, DisputeStatus.LOST)
+# Staff look at accounts with an open or lost dispute (an inquiry alone is no fraud signal).
+DISPUTE_FLAGS = DISPUTE_HOLDS
 
 
 class Payment(models.Model):
@@ -243,7 +275,9 @@ class Payment(models.Model):
     currency = models.CharField(max_length=3)
     credits = models.PositiveIntegerField()
     credits_reversed = models.PositiveIntegerField(default=0)
-    disputed = models.BooleanField(default=False)
+    dispute_status = models.CharField(
+        max_length=24, choices=DisputeStatus.choices, blank=True, help_text="The charge's dispute as Stripe reports it."
+    )
     receipt_url = models.URLField(max_length=500, blank=True, help_text="Stripe's receipt or hosted invoice page.")
     idempotency_key = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -258,9 +292,17 @@ class Payment(models.Model):
         return f"{self.get_kind_display()} · {self.credits} credits"
 
     @property
+    def disputed(self) -> bool:
+        return self.dispute_status in DISPUTE_HOLDS
+
+    @property
     def state(self) -> str:
+        if self.dispute_status == DisputeStatus.LOST:
+            return "Dispute lost"
         if self.disputed:
             return "Disputed"
+        if self.dispute_status in (DisputeStatus.WARNING_NEEDS_RESPONSE, DisputeStatus.WARNING_UNDER_REVIEW):
+            return "Inquiry"
         if self.credits_reversed >= self.credits:
             return "Refunded"
         if self.credits_reversed:

@@ -1,12 +1,16 @@
 """Stripe, through the official `stripe` library. Nothing else in Atelier imports the SDK.
 
 Every create call carries an idempotency key, so a retried request never makes a second
-Customer, Checkout Session or Price. Objects come back as plain dicts (`to_dict()`), so the
-rest of the code never depends on the SDK's object types. Errors become `PaymentsError`
+Customer, Checkout Session or Price. Objects come back as plain JSON-safe dicts
+(`to_dict(for_json=True)`: the SDK turns Stripe's decimal strings such as
+`price.unit_amount_decimal` into `Decimal`, which JSON cannot hold), so the rest of the code
+never depends on the SDK's object types. Errors become `PaymentsError`
 (with `retryable` for network trouble, rate limits and 5xx) or `PaymentsUnavailable`.
 """
 
 from __future__ import annotations
+
+import json
 
 import stripe
 from django.conf import settings
@@ -36,7 +40,7 @@ def _call(fn, *args, **kwargs) -> dict:
     except stripe.StripeError as exc:
         status = getattr(exc, "http_status", None) or 0
         raise PaymentsError("Stripe had a problem.", retryable=status >= 500 or status == 0, detail=str(exc)) from exc
-    return result.to_dict() if hasattr(result, "to_dict") else result
+    return result.to_dict(for_json=True) if hasattr(result, "to_dict") else result
 
 
 def _options(idempotency_key: str | None) -> dict:
@@ -111,6 +115,16 @@ def charge_get(charge_id: str) -> dict:
     return _call(_client().v1.charges.retrieve, charge_id)
 
 
+def dispute_get(dispute_id: str) -> dict:
+    return _call(_client().v1.disputes.retrieve, dispute_id)
+
+
+def disputes_for_charge(charge_id: str) -> list[dict]:
+    """Every dispute of a charge (inquiries included), as Stripe reports them now."""
+    found = _call(_client().v1.disputes.list, params={"charge": charge_id, "limit": 100})
+    return list(found.get("data") or [])
+
+
 def invoices_list(*, customer: str, limit: int = 12) -> list[dict]:
     """For a page: a short timeout and no retries, so a Stripe outage doesn't stall it."""
     client = _client(timeout=4.0, retries=0)
@@ -142,14 +156,34 @@ def invoice_for_payment_intent(payment_intent_id: str) -> str:
 
 
 def webhook_event(*, payload: bytes, signature: str) -> dict:
-    """Verify a webhook's signature and timestamp; returns the event as a dict.
+    """Verify a webhook's signature and timestamp; returns the event exactly as Stripe sent it,
+    as plain JSON (not through the SDK's objects, which hold `Decimal`s JSON cannot store).
 
-    Raises `stripe.SignatureVerificationError` or `ValueError` (bad JSON) for the view to refuse.
+    Raises `stripe.SignatureVerificationError`, or `ValueError` for a body that is not a JSON
+    object, for the view to refuse. NUL characters (which PostgreSQL cannot keep in JSON) are
+    replaced by U+FFFD: processing reads every object back from the API anyway.
     """
-    event = stripe.Webhook.construct_event(
-        payload, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE
+    text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+    stripe.WebhookSignature.verify_header(
+        text, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE
     )
-    return event.to_dict()
+    try:
+        event = _without_nul(json.loads(text))
+    except RecursionError as exc:
+        raise ValueError("the body nests too deeply") from exc
+    if not isinstance(event, dict):
+        raise ValueError("the body is not a JSON object")
+    return event
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 WebhookSignatureError = stripe.SignatureVerificationError

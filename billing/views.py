@@ -125,9 +125,12 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     signature = request.headers.get("Stripe-Signature", "")
     try:
         event = stripe_api.webhook_event(payload=request.body, signature=signature)
-    except (stripe_api.WebhookSignatureError, ValueError) as exc:
+    except stripe_api.WebhookSignatureError as exc:
         logger.warning("stripe webhook refused: %s", exc)
-        return JsonResponse({"error": "invalid signature or payload"}, status=400)
+        return JsonResponse({"error": "invalid signature"}, status=400)
+    except ValueError as exc:
+        logger.warning("stripe webhook refused: %s", exc)
+        return JsonResponse({"error": f"invalid payload: {exc}"}, status=400)
     if not event.get("id") or not event.get("type"):
         return JsonResponse({"error": "not an event"}, status=400)
     stored, created = payments.stripe_event_record(event=event)

@@ -189,12 +189,17 @@ STRIPE_WEBHOOK_SECRET = "whsec_test_atelier_webhooks"
 
 
 @pytest.fixture
-def payments(settings, stripe_api_server):
-    """Payments switched on, the app's Stripe SDK pointed at the stand-in, state emptied."""
+def payments(settings, stripe_api_server, db):
+    """Payments switched on, the app's Stripe SDK pointed at the stand-in, state emptied, prices
+    published."""
     stripe_api_server.reset()
     settings.STRIPE_SECRET_KEY = "sk_test_atelier"
     settings.STRIPE_API_BASE = stripe_api_server.url
     settings.STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET
+    # As at deployment: `manage.py stripe_prices` publishes the packs and plans before anyone buys.
+    from billing.services.payments import stripe_prices_sync
+
+    stripe_prices_sync()
     return stripe_api_server
 
 

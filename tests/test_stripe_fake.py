@@ -265,7 +265,15 @@ def test_subscription_checkout_gives_an_active_subscription_with_an_invoice(clie
     assert (item.plan.id, item.plan.amount, item.quantity) == (catalog["pro"].id, 1200, 1)
     # the period is on the items (API >= 2025-03-31); localstripe puts it on the subscription, we move it
     assert item.current_period_end > item.current_period_start >= session.created
-    assert "current_period_end" not in subscription and "price" not in item
+    assert "current_period_end" not in subscription
+    # live Stripe's decimal-string fields, which the SDK turns into Decimal
+    from decimal import Decimal
+
+    assert (item.price.id, item.price.unit_amount_decimal, item.plan.amount_decimal) == (
+        catalog["pro"].id,
+        Decimal("1200"),
+        Decimal("1200"),
+    )
 
     invoices = client.v1.invoices.list(params={"customer": customer.id})
     assert len(invoices.data) == 1

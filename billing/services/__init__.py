@@ -12,9 +12,8 @@ from billing.services.ledger import (
     credits_grant_signup_bonus,
     credits_release,
     credits_reserve,
-    credits_restore_payment,
-    credits_reverse_payment,
     credits_revoke,
+    payment_credits_settle,
     wallet_get,
 )
 
@@ -25,8 +24,7 @@ __all__ = [
     "credits_grant_signup_bonus",
     "credits_release",
     "credits_reserve",
-    "credits_restore_payment",
-    "credits_reverse_payment",
     "credits_revoke",
+    "payment_credits_settle",
     "wallet_get",
 ]

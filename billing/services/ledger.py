@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from billing.errors import AccountBlocked, InsufficientCredits
 from billing.models import (
+    DISPUTE_FLAGS,
     CreditAdjustment,
     CreditReservation,
     LedgerEntry,
@@ -226,63 +227,68 @@ def credits_adjust(*, user, amount: int, reason: str, staff=None) -> CreditAdjus
 
 
 @transaction.atomic
-def credits_reverse_payment(*, payment: Payment, target: int, dispute: bool = False) -> int:
-    """Take back up to `target` credits of a refunded or disputed payment (cumulative, so a
-    replayed event or a second partial refund only takes the difference).
+def payment_credits_settle(*, payment: Payment, target: int, dispute_status: str, reason: str) -> int:
+    """Move the credits a payment has had taken back (refunds, disputes) to exactly `target`,
+    in either direction, and record the charge's dispute status.
 
-    What is still in the balance is removed; what was already spent becomes a debt, which blocks
-    new generations until a purchase settles it. Returns the credits newly reversed.
+    `target` is computed by the caller from what Stripe says now (refunds, disputes), so calling
+    this again, from any event, in any order, changes nothing once the state is reached.
+    Taking back: what is still in the balance is removed, what was already spent becomes a debt
+    (new generations are refused until a purchase settles it). Giving back (a dispute won, an
+    inquiry closed): through `credits_grant`, so a debt is settled first.
+    The wallet is flagged for staff while any of the person's payments has an open or lost
+    dispute, and unflagged when none has. Returns the signed change in credits taken back.
     """
     wallet = _locked_wallet(payment.user)
     payment = Payment.objects.select_for_update().get(pk=payment.pk)
-    target = min(target, payment.credits)
+    target = max(0, min(target, payment.credits))
     delta = target - payment.credits_reversed
-    if dispute and not payment.disputed:
-        Payment.objects.filter(pk=payment.pk).update(disputed=True)
-        Wallet.objects.filter(pk=wallet.pk).update(disputed_at=timezone.now())
-    if delta <= 0:
+    if payment.dispute_status != dispute_status:
+        Payment.objects.filter(pk=payment.pk).update(dispute_status=dispute_status)
+    _flag_disputes(wallet)
+    if delta == 0:
         return 0
-    wallet.refresh_from_db(fields=["balance", "debt"])
-    from_balance = min(delta, wallet.balance)
-    owed = delta - from_balance
-    what = "disputed" if dispute else "refunded"
-    if from_balance > 0:
-        _apply(
-            wallet=wallet,
-            amount=-from_balance,
-            reason=LedgerReason.PAYMENT_REVERSAL,
-            reference=f"payment:{payment.pk}",
-            idempotency_key=f"reverse:{payment.pk}:{target}",
-            memo=f"Payment {what}" + (f"; {owed} already spent, now owed" if owed else ""),
+    reference = f"payment:{payment.pk}"
+    # Movements can go both ways over a payment's life (disputed, then won): number them.
+    step = LedgerEntry.objects.filter(reference=reference, reason__in=_SETTLE_REASONS).count() + 1
+    key = f"payment:{payment.pk}:settle:{step}"
+    if delta > 0:
+        wallet.refresh_from_db(fields=["balance", "debt"])
+        from_balance = min(delta, wallet.balance)
+        owed = delta - from_balance
+        if from_balance > 0:
+            _apply(
+                wallet=wallet,
+                amount=-from_balance,
+                reason=LedgerReason.PAYMENT_REVERSAL,
+                reference=reference,
+                idempotency_key=key,
+                memo=reason + (f"; {owed} already spent, now owed" if owed else ""),
+            )
+        if owed > 0:
+            Wallet.objects.filter(pk=wallet.pk).update(debt=F("debt") + owed, updated_at=timezone.now())
+        logger.info("payment %s: %s credits taken back, %s owed (%s)", payment.pk, from_balance, owed, reason)
+    else:
+        credits_grant(
+            user=payment.user,
+            amount=-delta,
+            reason=LedgerReason.PAYMENT_REINSTATED,
+            reference=reference,
+            idempotency_key=key,
+            memo=reason,
         )
-    if owed > 0:
-        Wallet.objects.filter(pk=wallet.pk).update(debt=F("debt") + owed, updated_at=timezone.now())
+        logger.info("payment %s: %s credits given back (%s)", payment.pk, -delta, reason)
     Payment.objects.filter(pk=payment.pk).update(credits_reversed=target)
-    logger.info("payment %s %s: %s credits taken back, %s owed", payment.pk, what, from_balance, owed)
     return delta
 
 
-@transaction.atomic
-def credits_restore_payment(*, payment: Payment, target: int, key: str) -> int:
-    """A dispute was won: give back what the dispute took beyond `target` (the refunded share).
+_SETTLE_REASONS = (LedgerReason.PAYMENT_REVERSAL, LedgerReason.PAYMENT_REINSTATED)
 
-    The credits go through `credits_grant`, so a debt the dispute caused is settled first.
-    Returns the credits given back (0 when replayed).
-    """
-    _locked_wallet(payment.user)
-    payment = Payment.objects.select_for_update().get(pk=payment.pk)
-    delta = payment.credits_reversed - max(0, target)
-    Payment.objects.filter(pk=payment.pk).update(disputed=False, credits_reversed=min(payment.credits_reversed, target))
-    if not Payment.objects.filter(user=payment.user, disputed=True).exists():
-        Wallet.objects.filter(user=payment.user).update(disputed_at=None)
-    if delta <= 0:
-        return 0
-    credits_grant(
-        user=payment.user,
-        amount=delta,
-        reason=LedgerReason.PURCHASE if payment.kind == "pack" else LedgerReason.SUBSCRIPTION,
-        reference=f"payment:{payment.pk}",
-        idempotency_key=key,
-        memo="Dispute closed in your favour: credits restored",
-    )
-    return delta
+
+def _flag_disputes(wallet: Wallet) -> None:
+    """Flag (or unflag) the wallet for staff from the dispute status of all its owner's payments."""
+    flagged = Payment.objects.filter(user_id=wallet.user_id, dispute_status__in=DISPUTE_FLAGS).exists()
+    if flagged and wallet.disputed_at is None:
+        Wallet.objects.filter(pk=wallet.pk).update(disputed_at=timezone.now())
+    elif not flagged and wallet.disputed_at is not None:
+        Wallet.objects.filter(pk=wallet.pk).update(disputed_at=None)

@@ -11,24 +11,31 @@ changes nothing.
 from __future__ import annotations
 
 import logging
+import secrets
 import smtplib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from billing import stripe_api
 from billing.errors import PaymentsError, PaymentsUnavailable
 from billing.models import (
+    DISPUTE_HOLDS,
+    FINAL_SUBSCRIPTION_STATUSES,
     CheckoutKind,
     CheckoutSession,
     CreditPack,
     Customer,
+    DisputeStatus,
     EventStatus,
     LedgerReason,
     Payment,
@@ -37,7 +44,7 @@ from billing.models import (
     StripeEvent,
     Subscription,
 )
-from billing.services.ledger import credits_grant, credits_restore_payment, credits_reverse_payment
+from billing.services.ledger import credits_grant, payment_credits_settle
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +74,8 @@ def customer_ensure(*, user) -> Customer:
 
 
 def _price_ensure(offer: CreditPack | Plan) -> str:
-    """The Stripe Price id of a pack or plan: stored, else found by lookup key, else created."""
+    """The Stripe Price id of a pack or plan: stored, else found by lookup key, else created.
+    Only `manage.py stripe_prices` calls this: creating catalogue objects is never done in a request."""
     if offer.stripe_price_id:
         return offer.stripe_price_id
     interval = offer.interval if isinstance(offer, Plan) else None
@@ -96,22 +104,73 @@ def stripe_prices_sync() -> list[tuple[str, str]]:
     return [(offer.title, _price_ensure(offer)) for offer in offers]
 
 
+class PricesNotReady(PaymentsError):
+    def __init__(self, offer: CreditPack | Plan) -> None:
+        super().__init__(
+            "Payments are being set up: this can't be bought just yet. Please try again in a few minutes.",
+            retryable=False,
+            detail=f"{offer.lookup_key} has no Stripe price: run `manage.py stripe_prices`",
+        )
+
+
+# Stripe expires an unpaid Checkout Session after 24 hours (its default `expires_at`).
+CHECKOUT_REUSE = timedelta(hours=23)
+
+
+def _reusable_checkout(*, user, pack, plan, price_id: str) -> str | None:
+    """The URL of this person's still-open Checkout for the same offer and price, if there is one:
+    a double click (or a second tab) lands on the same payment page instead of opening another."""
+    cutoff = timezone.now() - CHECKOUT_REUSE
+    candidate = (
+        CheckoutSession.objects.filter(
+            user=user, pack=pack, plan=plan, stripe_price_id=price_id, status="open", fulfilled_at__isnull=True
+        )
+        .exclude(url="")
+        .filter(created_at__gte=cutoff)
+        .order_by("-created_at")
+        .first()
+    )
+    if candidate is None:
+        return None
+    session = stripe_api.checkout_session_get(candidate.stripe_session_id)
+    if session.get("status") == "open" and session.get("url"):
+        return session["url"]
+    # Paid or expired meanwhile (its webhook may still be on its way): record it, start afresh.
+    CheckoutSession.objects.filter(pk=candidate.pk, fulfilled_at__isnull=True).update(
+        status=session.get("status") or "expired"
+    )
+    return None
+
+
 def checkout_start(*, user, pack: CreditPack | None = None, plan: Plan | None = None) -> str:
-    """Open a Stripe Checkout for a pack (one-time payment) or a plan (subscription); returns its URL."""
+    """Open a Stripe Checkout for a pack (one-time payment) or a plan (subscription); returns its URL.
+
+    A still-open Checkout for the same offer is reused. Otherwise the idempotency key counts this
+    person's checkouts for the offer: two requests at once (a double click, at any time of the
+    minute) send the same key and get one session; a purchase after the last one was paid or
+    expired counts one more and gets a new one.
+    """
     if not payments_enabled():
         raise PaymentsUnavailable()
     if (pack is None) == (plan is None):
         raise ValueError("exactly one of pack or plan")
     offer = pack or plan
+    if not offer.stripe_price_id:
+        logger.error("checkout refused: %s has no Stripe price (run manage.py stripe_prices)", offer.lookup_key)
+        raise PricesNotReady(offer)
+    price_id = offer.stripe_price_id
     if plan is not None and subscription_current(user=user) is not None:
         raise PaymentsError("You already have Pro. Manage it from your billing page.", retryable=False)
+    reusable = _reusable_checkout(user=user, pack=pack, plan=plan, price_id=price_id)
+    if reusable:
+        return reusable
     customer = customer_ensure(user=user)
     metadata = {"user": str(user.public_id), "kind": "pack" if pack else "plan", "offer": offer.slug}
     params: dict = {
         "mode": "payment" if pack else "subscription",
         "customer": customer.stripe_customer_id,
         "client_reference_id": str(user.public_id),
-        "line_items": [{"price": _price_ensure(offer), "quantity": 1}],
+        "line_items": [{"price": price_id, "quantity": 1}],
         "success_url": _absolute(reverse("billing:overview")) + "?checkout={CHECKOUT_SESSION_ID}",
         "cancel_url": _absolute(reverse("pricing")) + "?canceled=1",
         "metadata": metadata,
@@ -120,14 +179,20 @@ def checkout_start(*, user, pack: CreditPack | None = None, plan: Plan | None = 
         params["payment_intent_data"] = {"metadata": {**metadata, "credits": str(pack.credits)}}
     else:
         params["subscription_data"] = {"metadata": metadata}
-    # One key per person, offer and minute: a double click reuses the session, a later visit gets a new one.
-    minute = timezone.now().strftime("%Y%m%d%H%M")
+    attempt = CheckoutSession.objects.filter(user=user, pack=pack, plan=plan).count()
     session = stripe_api.checkout_session_create(
-        params=params, idempotency_key=f"checkout:{user.public_id}:{offer.lookup_key}:{minute}"
+        params=params, idempotency_key=f"checkout:{user.public_id}:{price_id}:{attempt}"
     )
     CheckoutSession.objects.get_or_create(
         stripe_session_id=session["id"],
-        defaults={"user": user, "kind": CheckoutKind.PACK if pack else CheckoutKind.PLAN, "pack": pack, "plan": plan},
+        defaults={
+            "user": user,
+            "kind": CheckoutKind.PACK if pack else CheckoutKind.PLAN,
+            "pack": pack,
+            "plan": plan,
+            "stripe_price_id": price_id,
+            "url": session.get("url") or "",
+        },
     )
     return session["url"]
 
@@ -139,14 +204,24 @@ def portal_url(*, user) -> str:
     customer = Customer.objects.filter(user=user).first()
     if customer is None:
         raise PaymentsError("There is nothing to manage yet: you have not bought anything.", retryable=False)
-    # Portal sessions are short-lived: one per person and minute (a double click reuses it).
-    minute = timezone.now().strftime("%Y%m%d%H%M")
     session = stripe_api.portal_session_create(
         customer=customer.stripe_customer_id,
         return_url=_absolute(reverse("billing:overview")),
-        idempotency_key=f"portal:{customer.stripe_customer_id}:{minute}",
+        idempotency_key=f"portal:{customer.stripe_customer_id}:{_portal_window(customer.stripe_customer_id)}",
     )
     return session["url"]
+
+
+def _portal_window(customer_id: str) -> str:
+    """A token shared by the portal requests of one person within a minute of the first one (a
+    double click opens one session); independent of the clock's minute boundaries. Without the
+    cache, every click gets its own session, which is harmless: portal sessions move no money."""
+    key = f"billing:portal-window:{customer_id}"
+    try:
+        return cache.get_or_set(key, lambda: secrets.token_hex(8), timeout=60)
+    except Exception:  # noqa: BLE001 — any cache outage: fall back to a fresh session
+        logger.warning("cache unavailable for the portal idempotency window", exc_info=True)
+        return secrets.token_hex(8)
 
 
 def subscription_current(*, user) -> Subscription | None:
@@ -173,9 +248,14 @@ def stripe_event_record(*, event: dict) -> tuple[StripeEvent, bool]:
 
 
 def _enqueue(event_pk: int) -> None:
+    """Queue the processing; if the broker is down, the event is stored all the same and beat's
+    `requeue_stripe_events` queues it once the broker is back, so Stripe still gets its 2xx."""
     from billing.tasks import process_stripe_event
 
-    process_stripe_event.delay(event_pk)
+    try:
+        process_stripe_event.delay(event_pk)
+    except (KombuOperationalError, OSError, RedisError):
+        logger.exception("could not queue stripe event %s; beat will queue it again", event_pk)
 
 
 def stripe_event_process(*, event_pk: int, force: bool = False) -> str:
@@ -325,7 +405,7 @@ def _grant_for_payment(
             template, context = email
             transaction.on_commit(lambda: _email(payment.user, template, {**context, "payment": payment}))
     if charge:
-        _reverse_from_charge(payment, charge)  # refunded or disputed before we got to grant it
+        _payment_settle(payment, charge)  # refunded or disputed before we got to grant it
     return payment
 
 
@@ -356,12 +436,18 @@ def _subscription_sync(subscription_id: str) -> Subscription:
     period_end = data.get("current_period_end") or max(
         (item.get("current_period_end") or 0 for item in items), default=0
     )
+    status = data.get("status") or "incomplete"
+    known = Subscription.objects.filter(stripe_subscription_id=data["id"]).values_list("status", flat=True).first()
+    if known in FINAL_SUBSCRIPTION_STATUSES and status != known:
+        # Stripe never revives a canceled subscription: a differing read is stale, not news.
+        logger.warning("subscription %s read as %s after %s; keeping %s", data["id"], status, known, known)
+        status = known
     subscription, _ = Subscription.objects.update_or_create(
         stripe_subscription_id=data["id"],
         defaults={
             "user": user,
             "plan": plan,
-            "status": data.get("status") or "incomplete",
+            "status": status,
             "current_period_end": _timestamp(period_end),
             "cancel_at_period_end": bool(data.get("cancel_at_period_end")),
             "cancel_at": _timestamp(data.get("cancel_at")),
@@ -451,57 +537,66 @@ def _payment_for_charge(charge: dict) -> Payment | None:
     return found
 
 
-def _on_charge_refunded(obj: dict) -> None:
-    charge = stripe_api.charge_get(obj["id"])
+def _on_charge_event(obj: dict) -> None:
+    """A refund (or its update): settle the payment against its charge as Stripe reports it now."""
+    charge = stripe_api.charge_get(_id(obj.get("charge")) if obj.get("object") == "refund" else obj["id"])
     payment = _payment_for_charge(charge)
     if payment is None:
-        logger.info("refund of charge %s that granted no credits", charge["id"])
+        logger.info("refund on charge %s that granted no credits", charge["id"])
         return
-    _reverse_from_charge(payment, charge)
+    _payment_settle(payment, charge)
 
 
-def _reverse_from_charge(payment: Payment, charge: dict) -> None:
-    """Take back the refunded share of a payment's credits (all of them once fully refunded or
-    disputed). Cumulative and idempotent, so it is safe from any event, in any order."""
-    if charge.get("disputed"):
-        credits_reverse_payment(payment=payment, target=payment.credits, dispute=True)
+def _on_dispute(obj: dict) -> None:
+    """Any dispute event: read the dispute back, then settle its payment against its charge."""
+    dispute = stripe_api.dispute_get(obj["id"])
+    charge = stripe_api.charge_get(_id(dispute.get("charge")))
+    payment = _payment_for_charge(charge)
+    if payment is None:
+        logger.warning("dispute %s on charge %s that granted no credits", dispute.get("id"), charge["id"])
         return
-    target = _refunded_credits(payment, charge)
-    if target > 0:
-        credits_reverse_payment(payment=payment, target=target)
+    _payment_settle(payment, charge)
 
 
-def _refunded_credits(payment: Payment, charge: dict) -> int:
-    """The share of a payment's credits its refunds account for (all of them once fully refunded)."""
+def _payment_settle(payment: Payment, charge: dict) -> None:
+    """Bring the credits a payment has had taken back to what its charge's refunds and disputes,
+    read back from Stripe now, say. Never reads `charge.disputed` (it stays true after a win)."""
+    disputes = stripe_api.disputes_for_charge(charge["id"])
+    target, status = payment_reversal_target(payment=payment, charge=charge, disputes=disputes)
+    if status in DISPUTE_HOLDS:
+        reason = "Payment disputed"
+    elif status in (DisputeStatus.WON, DisputeStatus.WARNING_CLOSED):
+        reason = "Dispute closed in your favour" if target < payment.credits_reversed else "Payment refunded"
+    else:
+        reason = "Payment refunded"
+    payment_credits_settle(payment=payment, target=target, dispute_status=status, reason=reason)
+
+
+def payment_reversal_target(*, payment: Payment, charge: dict, disputes: list[dict]) -> tuple[int, str]:
+    """How many of a payment's credits must be taken back now, and its dispute status.
+
+    Refunds take their share of the credits (all of them once the charge is fully refunded).
+    A dispute holds back the share of its amount while Stripe has withdrawn the funds
+    (`needs_response`, `under_review`) and for good once `lost`; an inquiry (`warning_*`)
+    withdraws nothing and takes nothing; `won` and `warning_closed` take nothing.
+    """
     amount = charge.get("amount") or payment.amount_cents or 1
-    refunded = charge.get("amount_refunded") or 0
-    if refunded <= 0:
-        return 0
+    refunded = min(charge.get("amount_refunded") or 0, amount)
     if charge.get("refunded") or refunded >= amount:
-        return payment.credits
-    return (payment.credits * refunded) // amount
-
-
-def _on_dispute_created(obj: dict) -> None:
-    charge = stripe_api.charge_get(_id(obj.get("charge")))
-    payment = _payment_for_charge(charge)
-    if payment is None:
-        logger.warning("dispute %s on charge %s that granted no credits", obj.get("id"), charge["id"])
-        return
-    credits_reverse_payment(payment=payment, target=payment.credits, dispute=True)
-
-
-def _on_dispute_closed(obj: dict) -> None:
-    """Won: the money stays with us, so the credits the dispute took come back."""
-    if obj.get("status") != "won":
-        return  # lost: the reversal stands
-    charge = stripe_api.charge_get(_id(obj.get("charge")))
-    payment = _payment_for_charge(charge)
-    if payment is None:
-        return
-    # What refunds took stays taken; only the dispute's part comes back.
-    target = _refunded_credits(payment, charge)
-    credits_restore_payment(payment=payment, target=target, key=f"dispute-won:{obj.get('id')}")
+        refund_share = payment.credits
+    else:
+        refund_share = (payment.credits * refunded) // amount
+    dispute_share, status = 0, ""
+    for dispute in sorted(disputes, key=lambda d: d.get("created") or 0):
+        status = dispute.get("status") or ""
+        if status not in DISPUTE_HOLDS:
+            continue
+        disputed = dispute.get("amount") or 0
+        if disputed >= amount - refunded:
+            dispute_share = payment.credits  # the whole remaining charge
+        else:
+            dispute_share += (payment.credits * disputed) // amount
+    return min(payment.credits, refund_share + dispute_share), status
 
 
 HANDLERS = {
@@ -515,9 +610,13 @@ HANDLERS = {
     "customer.subscription.created": _on_subscription_event,
     "customer.subscription.updated": _on_subscription_event,
     "customer.subscription.deleted": _on_subscription_event,
-    "charge.refunded": _on_charge_refunded,
-    "charge.dispute.created": _on_dispute_created,
-    "charge.dispute.closed": _on_dispute_closed,
+    "charge.refunded": _on_charge_event,
+    "charge.refund.updated": _on_charge_event,
+    "charge.dispute.created": _on_dispute,
+    "charge.dispute.updated": _on_dispute,
+    "charge.dispute.closed": _on_dispute,
+    "charge.dispute.funds_withdrawn": _on_dispute,
+    "charge.dispute.funds_reinstated": _on_dispute,
 }
 
 

@@ -297,6 +297,8 @@ def _modernize(path: str, payload: dict) -> dict:
         if kind == "invoice":
             obj.pop("payment_intent", None)
             obj.pop("charge", None)
+            for line in (obj.get("lines") or {}).get("data") or []:
+                _with_decimals(line)
         elif kind == "charge":
             obj.pop("invoice", None)
         elif kind == "subscription":
@@ -304,9 +306,67 @@ def _modernize(path: str, payload: dict) -> dict:
             for item in (obj.get("items") or {}).get("data") or []:
                 item.setdefault("current_period_start", start)
                 item.setdefault("current_period_end", end)
+                _with_decimals(item)
         elif kind == "payment_intent" and isinstance(obj.get("latest_charge"), dict):
             obj["latest_charge"] = obj["latest_charge"]["id"]
     return payload
+
+
+_PUBLISHED_PATH = re.compile(
+    r"/v1/(?P<resource>charges|disputes|invoices|subscriptions|payment_intents|checkout/sessions|refunds"
+    r"|invoice_payments)/(?P<id>[^/]+)"
+)
+_PUBLISHED_KINDS = {
+    "charges": "charge",
+    "disputes": "dispute",
+    "invoices": "invoice",
+    "subscriptions": "subscription",
+    "payment_intents": "payment_intent",
+    "checkout/sessions": "checkout.session",
+    "refunds": "refund",
+    "invoice_payments": "invoice_payment",
+}
+
+
+def _ref(value) -> str:
+    return value.get("id", "") if isinstance(value, dict) else (value or "")
+
+
+def _with_decimals(item: dict) -> None:
+    """Give a localstripe subscription item or invoice line the decimal-string fields live Stripe
+    sends (the SDK turns them into `Decimal`): `plan.amount_decimal`, a `price` with
+    `unit_amount_decimal`, and on invoice lines `pricing.unit_amount_decimal` / `quantity_decimal`."""
+    plan = item.get("plan")
+    if not isinstance(plan, dict):
+        return
+    amount = plan.get("amount")
+    plan.setdefault("amount_decimal", None if amount is None else str(amount))
+    if item.get("object") == "line_item":
+        item.setdefault(
+            "pricing",
+            {
+                "type": "price_details",
+                "price_details": {"price": plan.get("id"), "product": plan.get("product")},
+                "unit_amount_decimal": plan["amount_decimal"],
+            },
+        )
+        item.setdefault("quantity_decimal", str(item.get("quantity") or 1))
+        return
+    item.setdefault(
+        "price",
+        {
+            "id": plan.get("id"),
+            "object": "price",
+            "active": plan.get("active", True),
+            "billing_scheme": "per_unit",
+            "currency": plan.get("currency"),
+            "product": plan.get("product"),
+            "recurring": {"interval": plan.get("interval"), "interval_count": plan.get("interval_count") or 1},
+            "type": "recurring",
+            "unit_amount": amount,
+            "unit_amount_decimal": plan["amount_decimal"],
+        },
+    )
 
 
 def _missing(param: str) -> StripeFakeError:
@@ -551,6 +611,7 @@ class StripeAPIServer:
         self._portal_sessions: dict[str, dict] = {}
         self._idempotent: dict[str, _Stored] = {}
         self._key_locks: dict[str, threading.Lock] = {}
+        self._published: dict[str, dict] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -586,10 +647,36 @@ class StripeAPIServer:
             self._portal_sessions.clear()
             self._idempotent.clear()
             self._key_locks.clear()
+            self._published.clear()
             self.requests_log.clear()
         status, body = self._localstripe("DELETE", "/_config/data")
         if status >= 400:
             raise LocalstripeError(status, body, "DELETE", "/_config/data")
+
+    # -- objects in Stripe's full published shapes -----------------------------------------------
+
+    def put(self, *objects: dict) -> None:
+        """Hold objects as live Stripe would answer them (built by tests/fakes/stripe_shapes.py):
+        `GET /v1/<resource>/<id>` answers them as they are, before localstripe is asked, and
+        disputes and invoice payments are listed from them. Putting an id again replaces it (the
+        state moved on at Stripe)."""
+        with self._lock:
+            for obj in objects:
+                self._published[obj["id"]] = copy.deepcopy(obj)
+
+    def _published_get(self, path: str) -> dict | None:
+        match = _PUBLISHED_PATH.fullmatch(path)
+        if not match:
+            return None
+        with self._lock:
+            found = self._published.get(match["id"])
+        kind = _PUBLISHED_KINDS[match["resource"]]
+        return copy.deepcopy(found) if found and found.get("object") == kind else None
+
+    def _published_list(self, kind: str, accept: Callable[[dict], bool]) -> list[dict]:
+        with self._lock:
+            found = [copy.deepcopy(o) for o in self._published.values() if o.get("object") == kind and accept(o)]
+        return sorted(found, key=lambda o: o.get("created") or 0, reverse=True)
 
     # -- test-side views -----------------------------------------------------------------------
 
@@ -629,9 +716,10 @@ class StripeAPIServer:
         created: int | None = None,
         previous_attributes: dict | None = None,
     ) -> dict:
-        """A Stripe Event (snapshot, v1) carrying `obj` (a dict or a stripe object)."""
+        """A Stripe Event (snapshot, v1) carrying `obj` (a dict or a stripe object), as JSON-safe as
+        Stripe's own (decimal fields are strings on the wire)."""
         if hasattr(obj, "to_dict"):
-            obj = obj.to_dict()
+            obj = obj.to_dict(for_json=True)
         data = {"object": copy.deepcopy(obj)}
         if previous_attributes is not None:
             data["previous_attributes"] = copy.deepcopy(previous_attributes)
@@ -848,8 +936,10 @@ class StripeAPIServer:
         ("POST", re.compile(r"/v1/checkout/sessions/(?P<id>[^/]+)/expire"), "_expire_session"),
         ("POST", re.compile(r"/v1/billing_portal/sessions"), "_create_portal_session"),
         ("GET", re.compile(r"/v1/invoice_payments"), "_list_invoice_payments"),
+        ("GET", re.compile(r"/v1/disputes"), "_list_disputes"),
+        ("GET", re.compile(r"/v1/disputes/(?P<id>[^/]+)"), "_retrieve_dispute"),
     ]
-    _OWN_PREFIXES = ("/v1/prices", "/v1/checkout/", "/v1/billing_portal/", "/v1/invoice_payments")
+    _OWN_PREFIXES = ("/v1/prices", "/v1/checkout/", "/v1/billing_portal/", "/v1/invoice_payments", "/v1/disputes")
 
     def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> _Response:
         target = urlsplit(handler.path)
@@ -862,6 +952,8 @@ class StripeAPIServer:
 
         if path.startswith("/pay/") or path.startswith("/portal/"):
             return self._page(method, path, body)
+        if method == "GET" and (published := self._published_get(path)) is not None:
+            return _Response.json(200, published)
 
         def compute() -> _Response:
             if path == "/v1/prices" or path.startswith(self._OWN_PREFIXES):
@@ -961,6 +1053,18 @@ class StripeAPIServer:
     def _list_invoice_payments(self, params: dict) -> tuple[int, dict]:
         invoice_id = params.get("invoice")
         payment = params.get("payment") or {}
+        published = self._published_list(
+            "invoice_payment",
+            lambda p: (
+                (not invoice_id or _ref(p.get("invoice")) == invoice_id)
+                and (
+                    not payment.get("payment_intent")
+                    or (p.get("payment") or {}).get("payment_intent") == payment["payment_intent"]
+                )
+            ),
+        )
+        if published:
+            return 200, {"object": "list", "data": published, "has_more": False, "url": "/v1/invoice_payments"}
         if invoice_id:
             invoices = [self._ls_ok("GET", f"/v1/invoices/{invoice_id}")]
         elif payment.get("payment_intent"):
@@ -985,6 +1089,23 @@ class StripeAPIServer:
                 }
             )
         return 200, {"object": "list", "data": data, "has_more": False, "url": "/v1/invoice_payments"}
+
+    # -- disputes (localstripe has none: only the published ones exist) ----------------------------
+
+    def _list_disputes(self, params: dict) -> tuple[int, dict]:
+        charge, intent = params.get("charge"), params.get("payment_intent")
+        data = self._published_list(
+            "dispute",
+            lambda d: (
+                (not charge or _ref(d.get("charge")) == charge)
+                and (not intent or _ref(d.get("payment_intent")) == intent)
+            ),
+        )
+        limit = int(params.get("limit") or 10)
+        return 200, {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": "/v1/disputes"}
+
+    def _retrieve_dispute(self, params: dict, id: str) -> tuple[int, dict]:
+        raise _no_such("dispute", id, "dispute", 404)
 
     # -- prices ----------------------------------------------------------------------------------
 

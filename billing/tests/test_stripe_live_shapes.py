@@ -1,0 +1,546 @@
+"""Stripe webhooks with objects in the full shapes live Stripe sends (tests/fakes/stripe_shapes.py,
+built from Stripe's published fixtures: decimal strings, nulls, fields we never read).
+
+The Stripe API stand-in answers read-backs with the same full objects (`payments.put`), through
+the real `stripe` library, so the handlers see what they would see in production: `Decimal`s from
+the SDK, invoices without `payment_intent`, disputes with their real lifecycle statuses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from billing.models import (
+    Customer,
+    DisputeStatus,
+    EventStatus,
+    LedgerEntry,
+    Payment,
+    Plan,
+    StripeEvent,
+    Subscription,
+    Wallet,
+)
+from billing.selectors import is_pro
+from billing.services import payments as payment_services
+from tests.fakes import stripe_shapes as shapes
+from tests.fakes.stripe_api import sign_payload
+from tests.fixtures import STRIPE_WEBHOOK_SECRET
+
+pytestmark = pytest.mark.django_db
+
+DAY = 86400
+
+
+def send(client, event: dict, capture):
+    body = json.dumps(event)
+    with capture(execute=True):
+        return client.post(
+            "/webhooks/stripe/",
+            data=body,
+            content_type="application/json",
+            headers={"Stripe-Signature": sign_payload(body, STRIPE_WEBHOOK_SECRET)},
+        )
+
+
+@dataclass
+class World:
+    """What Stripe holds about one person, in live shapes; `put` publishes it to the stand-in."""
+
+    server: object
+    user: object
+    customer: str = field(default_factory=lambda: shapes.new_id("cus"))
+    objects: list = field(default_factory=list)
+
+    def __post_init__(self):
+        Customer.objects.get_or_create(user=self.user, defaults={"stripe_customer_id": self.customer})
+        self.customer = Customer.objects.get(user=self.user).stripe_customer_id
+
+    def publish(self, *objs):
+        self.objects.extend(objs)
+        self.server.put(*objs)
+
+    def pack(self, slug: str, *, credits: int, cents: int, refunded: int = 0, dispute: str | None = None):
+        """A pack paid through Checkout; optionally refunded in part, or disputed (final status)."""
+        intent_id, charge_id = shapes.new_id("pi"), shapes.new_id("ch")
+        metadata = {"user": str(self.user.public_id), "kind": "pack", "offer": slug}
+        intent = shapes.payment_intent(
+            id=intent_id,
+            customer=self.customer,
+            amount=cents,
+            latest_charge=charge_id,
+            metadata={**metadata, "credits": str(credits)},
+        )
+        refunds = [shapes.refund(charge_id=charge_id, payment_intent=intent_id, amount=refunded)] if refunded else []
+        charge = shapes.charge(
+            id=charge_id,
+            customer=self.customer,
+            payment_intent=intent_id,
+            amount=cents,
+            refunds=refunds,
+            disputed=dispute is not None,
+        )
+        session = shapes.checkout_session(
+            id=shapes.new_id("cs_test"),
+            customer=self.customer,
+            mode="payment",
+            amount=cents,
+            metadata=metadata,
+            payment_intent=intent_id,
+        )
+        self.publish(intent, charge, session)
+        events = [
+            shapes.event("checkout.session.completed", session),
+            shapes.event("payment_intent.succeeded", intent),
+            shapes.event("charge.succeeded", {**charge, "amount_refunded": 0, "refunded": False}),
+        ]
+        if refunded:
+            events += [shapes.event("charge.refunded", charge), shapes.event("charge.refund.updated", refunds[0])]
+        if dispute:
+            events += self.dispute(charge, final=dispute)
+        return events
+
+    def dispute(self, charge: dict, *, final: str) -> list[dict]:
+        """A dispute (or inquiry) on a charge that ends in `final`; events carry the snapshots."""
+        inquiry = final.startswith("warning_")
+        opened = DisputeStatus.WARNING_NEEDS_RESPONSE if inquiry else DisputeStatus.NEEDS_RESPONSE
+        reviewed = DisputeStatus.WARNING_UNDER_REVIEW if inquiry else DisputeStatus.UNDER_REVIEW
+        dispute = shapes.dispute(
+            charge_id=charge["id"], payment_intent=charge["payment_intent"], amount=charge["amount"], status=final
+        )
+        self.publish(dispute, {**charge, "disputed": True})  # and it stays true after a win
+        events = [
+            shapes.event("charge.dispute.created", {**dispute, "status": opened}),
+            shapes.event("charge.dispute.updated", {**dispute, "status": reviewed}),
+        ]
+        if not inquiry:
+            events.append(shapes.event("charge.dispute.funds_withdrawn", {**dispute, "status": opened}))
+        if final in (DisputeStatus.WON, DisputeStatus.LOST, DisputeStatus.WARNING_CLOSED):
+            events.append(shapes.event("charge.dispute.closed", dispute))
+        if final == DisputeStatus.WON:
+            events.append(shapes.event("charge.dispute.funds_reinstated", dispute))
+        return events
+
+    def pro(self, *, renewals: int = 1, canceled: bool = True, disputed_renewal: str | None = None):
+        """Pro bought through Checkout, renewed `renewals` times, a proration invoice on the way,
+        optionally a dispute on the last renewal, then canceled (final states at Stripe)."""
+        plan = Plan.objects.get(slug="pro")
+        sub_id = shapes.new_id("sub")
+        start = int(time.time()) - (renewals * 30 + 1) * DAY
+        period_end = start + (renewals + 1) * 30 * DAY
+        events: list[dict] = []
+        invoices = []
+        reasons = ["subscription_create"] + ["subscription_cycle"] * renewals + ["subscription_update"]
+        for n, reason in enumerate(reasons):
+            period_start = start + min(n, renewals) * 30 * DAY
+            amount = plan.price_cents if reason != "subscription_update" else 250
+            invoice_id, intent_id, charge_id = shapes.new_id("in"), shapes.new_id("pi"), shapes.new_id("ch")
+            invoice = shapes.invoice(
+                id=invoice_id,
+                customer=self.customer,
+                subscription_id=sub_id,
+                price_id=plan.stripe_price_id,
+                amount=amount,
+                billing_reason=reason,
+                period_start=period_start,
+                period_end=period_start + 30 * DAY,
+            )
+            intent = shapes.payment_intent(id=intent_id, customer=self.customer, amount=amount, latest_charge=charge_id)
+            charge = shapes.charge(
+                id=charge_id, customer=self.customer, payment_intent=intent_id, amount=amount, disputed=False
+            )
+            paid = shapes.invoice_payment(invoice_id=invoice_id, payment_intent=intent_id, amount=amount)
+            self.publish(invoice, intent, charge, paid)
+            invoices.append((invoice, charge))
+            events += [shapes.event("invoice.paid", invoice), shapes.event("invoice.payment_succeeded", invoice)]
+        if disputed_renewal:
+            events += self.dispute(invoices[-2][1], final=disputed_renewal)
+
+        def sub(status, **kw):
+            return shapes.subscription(
+                id=sub_id,
+                customer=self.customer,
+                price_id=plan.stripe_price_id,
+                amount=plan.price_cents,
+                status=status,
+                period_start=period_end - 30 * DAY,
+                period_end=period_end if not canceled else int(time.time()) - 60,
+                metadata={"user": str(self.user.public_id), "kind": "plan", "offer": "pro"},
+                **kw,
+            )
+
+        final = sub("canceled", canceled_at=int(time.time()) - 60) if canceled else sub("active")
+        self.publish(final)
+        session = shapes.checkout_session(
+            id=shapes.new_id("cs_test"),
+            customer=self.customer,
+            mode="subscription",
+            amount=plan.price_cents,
+            metadata={"user": str(self.user.public_id), "kind": "plan", "offer": "pro"},
+            subscription_id=sub_id,
+            invoice_id=invoices[0][0]["id"],
+        )
+        self.publish(session)
+        events += [
+            shapes.event("checkout.session.completed", session),
+            shapes.event("customer.subscription.created", sub("incomplete")),
+            shapes.event("customer.subscription.updated", sub("active")),
+            shapes.event("customer.subscription.updated", sub("active", cancel_at_period_end=True)),
+        ]
+        if canceled:
+            events.append(shapes.event("customer.subscription.deleted", final))
+        return events
+
+
+@pytest.fixture
+def world(payments, alice):
+    return World(server=payments, user=alice)
+
+
+@pytest.fixture
+def signed_in(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def outcome(user) -> dict:
+    wallet = Wallet.objects.filter(user=user).first()
+    ledger = LedgerEntry.objects.filter(wallet__user=user).aggregate(s=Sum("amount"))["s"] or 0
+    return {
+        "balance": wallet.balance if wallet else 0,
+        "ledger_sum": ledger,
+        "debt": wallet.debt if wallet else 0,
+        "flagged": bool(wallet and wallet.disputed_at),
+        "payments": sorted(
+            Payment.objects.filter(user=user).values_list(
+                "kind", "stripe_charge_id", "credits", "credits_reversed", "dispute_status"
+            )
+        ),
+        "subscriptions": sorted(Subscription.objects.filter(user=user).values_list("stripe_subscription_id", "status")),
+        "is_pro": is_pro(user=user),
+    }
+
+
+# --- the crash this issue started from -------------------------------------------------------------
+
+
+def test_every_subscribed_event_in_live_shape_is_stored_as_plain_json_and_processed(
+    signed_in, alice, world, django_capture_on_commit_callbacks
+):
+    events = world.pack("500", credits=500, cents=2000, refunded=500) + world.pro(renewals=1, canceled=False)
+    for event in events:
+        response = send(signed_in, event, django_capture_on_commit_callbacks)
+        assert response.status_code == 200, (event["type"], response.content)
+    stored = StripeEvent.objects.all()
+    assert stored.count() == len(events)
+    failed = list(stored.filter(status=EventStatus.FAILED).values_list("type", "error"))
+    assert failed == []
+    invoice_paid = stored.filter(type="invoice.paid", payload__data__object__billing_reason="subscription_create").get()
+    line = invoice_paid.payload["data"]["object"]["lines"]["data"][0]
+    assert line["pricing"]["unit_amount_decimal"] == "1500" and line["quantity_decimal"] == "1"
+    session = stored.filter(type="checkout.session.completed").first().payload["data"]["object"]
+    assert session["currency_conversion"]["fx_rate"] == "0.94210000000000"
+    created = stored.get(type="customer.subscription.created").payload["data"]["object"]
+    assert created["items"]["data"][0]["price"]["unit_amount_decimal"] == "1500"
+
+    result = outcome(alice)
+    # 500 - 125 (a quarter refunded) + 600 (first invoice) + 600 (renewal); the proration grants nothing
+    assert (result["balance"], result["debt"], result["flagged"]) == (375 + 1200, 0, False)
+    assert result["is_pro"] and result["subscriptions"][0][1] == "active"
+    assert Payment.objects.filter(user=alice, kind="subscription").count() == 2
+
+
+def test_a_subscription_event_in_live_shape_no_longer_answers_500(signed_in, world, django_capture_on_commit_callbacks):
+    """On main before this fix: json.dumps of the SDK's Decimal in the stored payload -> 500, nothing stored."""
+    event = world.pro(renewals=0, canceled=False)[-1]
+    assert event["type"] == "customer.subscription.updated"
+    response = send(signed_in, event, django_capture_on_commit_callbacks)
+    assert response.status_code == 200
+    assert StripeEvent.objects.get().status == EventStatus.PROCESSED
+
+
+# --- disputes follow Stripe's lifecycle --------------------------------------------------------------
+
+
+def test_an_inquiry_opened_and_closed_takes_nothing_and_flags_nothing(
+    signed_in, alice, world, payments, django_capture_on_commit_callbacks
+):
+    events = world.pack("100", credits=100, cents=500)
+    for event in events:
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    charge = next(o for o in world.objects if o["object"] == "charge")
+    inquiry = shapes.dispute(
+        charge_id=charge["id"], payment_intent=charge["payment_intent"], amount=500, status="warning_needs_response"
+    )
+    payments.put(inquiry)
+    send(signed_in, shapes.event("charge.dispute.created", inquiry), django_capture_on_commit_callbacks)
+    wallet = Wallet.objects.get(user=alice)
+    assert (wallet.balance, wallet.debt, wallet.disputed_at) == (100, 0, None)
+    assert Payment.objects.get(user=alice).state == "Inquiry"
+
+    closed = {**inquiry, "status": "warning_closed"}
+    payments.put(closed)
+    send(signed_in, shapes.event("charge.dispute.closed", closed), django_capture_on_commit_callbacks)
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.debt, wallet.disputed_at) == (100, 0, None)
+    assert Payment.objects.get(user=alice).state == "Paid"
+
+
+def test_an_open_dispute_holds_the_credits_and_a_lost_one_keeps_them(
+    signed_in, alice, world, payments, django_capture_on_commit_callbacks
+):
+    for event in world.pack("500", credits=500, cents=2000):
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    charge = next(o for o in world.objects if o["object"] == "charge")
+    dispute = shapes.dispute(
+        charge_id=charge["id"], payment_intent=charge["payment_intent"], amount=2000, status="needs_response"
+    )
+    payments.put(dispute)
+    send(signed_in, shapes.event("charge.dispute.created", dispute), django_capture_on_commit_callbacks)
+    wallet = Wallet.objects.get(user=alice)
+    assert (wallet.balance, wallet.disputed_at is not None) == (0, True)
+    assert Payment.objects.get(user=alice).state == "Disputed"
+
+    lost = {**dispute, "status": "lost"}
+    payments.put(lost)
+    send(signed_in, shapes.event("charge.dispute.closed", lost), django_capture_on_commit_callbacks)
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.debt, wallet.disputed_at is not None) == (0, 0, True)
+    payment = Payment.objects.get(user=alice)
+    assert (payment.credits_reversed, payment.state) == (500, "Dispute lost")
+
+
+@pytest.mark.parametrize("grant_first", [True, False], ids=["won-after-grant", "won-before-grant"])
+def test_a_won_dispute_gives_everything_back_whenever_the_grant_is_processed(
+    signed_in, alice, world, payments, django_capture_on_commit_callbacks, grant_first
+):
+    events = world.pack("500", credits=500, cents=2000, dispute="won")
+    grants = [e for e in events if not e["type"].startswith("charge.dispute")]
+    disputes = [e for e in events if e["type"].startswith("charge.dispute")]
+    for event in (grants + disputes) if grant_first else (disputes + grants):
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    wallet = Wallet.objects.get(user=alice)
+    assert (wallet.balance, wallet.debt, wallet.disputed_at) == (500, 0, None)
+    payment = Payment.objects.get(user=alice)
+    assert (payment.credits_reversed, payment.dispute_status, payment.state) == (0, "won", "Paid")
+
+
+def test_a_won_dispute_settles_the_debt_it_caused(
+    signed_in, alice, world, payments, django_capture_on_commit_callbacks
+):
+    from billing import services
+
+    for event in world.pack("100", credits=100, cents=500):
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    services.credits_reserve(user=alice, amount=60, reference="generation:spent")
+    services.credits_capture(reference="generation:spent")
+    charge = next(o for o in world.objects if o["object"] == "charge")
+    dispute = shapes.dispute(
+        charge_id=charge["id"], payment_intent=charge["payment_intent"], amount=500, status="under_review"
+    )
+    payments.put(dispute)
+    send(signed_in, shapes.event("charge.dispute.created", dispute), django_capture_on_commit_callbacks)
+    wallet = Wallet.objects.get(user=alice)
+    assert (wallet.balance, wallet.debt) == (0, 60)
+
+    payments.put({**dispute, "status": "won"})
+    send(
+        signed_in,
+        shapes.event("charge.dispute.closed", {**dispute, "status": "won"}),
+        django_capture_on_commit_callbacks,
+    )
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.debt, wallet.disputed_at) == (40, 0, None)
+    assert LedgerEntry.objects.filter(wallet=wallet).aggregate(s=Sum("amount"))["s"] == 40
+
+
+def test_staff_reprocessing_an_old_dispute_event_after_a_win_changes_nothing(
+    signed_in, alice, world, django_capture_on_commit_callbacks
+):
+    for event in world.pack("500", credits=500, cents=2000, dispute="won"):
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    before = outcome(alice)
+    created = StripeEvent.objects.get(type="charge.dispute.created")
+    assert created.payload["data"]["object"]["status"] == "needs_response"
+    assert payment_services.stripe_event_process(event_pk=created.pk, force=True) == EventStatus.PROCESSED
+    assert outcome(alice) == before and before["balance"] == 500
+
+
+# --- subscriptions --------------------------------------------------------------------------------------
+
+
+def test_proration_invoices_grant_nothing(signed_in, alice, world, django_capture_on_commit_callbacks):
+    events = world.pro(renewals=0, canceled=False)
+    for event in events:
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    assert Wallet.objects.get(user=alice).balance == 600
+    assert Payment.objects.filter(user=alice).count() == 1
+    proration = [e for e in events if e["type"] == "invoice.paid"][-1]
+    assert proration["data"]["object"]["billing_reason"] == "subscription_update"
+    assert StripeEvent.objects.get(event_id=proration["id"]).status == EventStatus.PROCESSED
+
+
+def test_a_canceled_subscription_ends_pro_whatever_the_order(
+    signed_in, alice, world, django_capture_on_commit_callbacks
+):
+    events = world.pro(renewals=1, canceled=True)
+    deleted = next(e for e in events if e["type"] == "customer.subscription.deleted")
+    for event in [deleted, *events]:  # the deletion first, then everything else (older) again
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    assert Subscription.objects.get(user=alice).status == "canceled"
+    assert not is_pro(user=alice)
+
+
+def test_a_stale_read_never_revives_a_canceled_subscription(
+    signed_in, alice, world, payments, django_capture_on_commit_callbacks
+):
+    events = world.pro(renewals=0, canceled=True)
+    for event in events:
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    assert Subscription.objects.get(user=alice).status == "canceled"
+    active = next(e for e in events if e["type"] == "customer.subscription.updated")["data"]["object"]
+    payments.put(active)  # an out-of-date answer (replica lag)
+    send(signed_in, shapes.event("customer.subscription.updated", active), django_capture_on_commit_callbacks)
+    assert Subscription.objects.get(user=alice).status == "canceled"
+    assert not is_pro(user=alice)
+
+
+def test_is_pro_ends_with_a_period_that_ended_without_renewal(alice):
+    sub = Subscription.objects.create(
+        user=alice, stripe_subscription_id="sub_lapsed", status="active", current_period_end=timezone.now()
+    )
+    assert is_pro(user=alice)  # within the renewal grace
+    Subscription.objects.filter(pk=sub.pk).update(current_period_end=timezone.now() - timedelta(days=2))
+    assert not is_pro(user=alice)
+    Subscription.objects.filter(pk=sub.pk).update(current_period_end=timezone.now() + timedelta(days=20))
+    assert is_pro(user=alice)
+
+
+# --- failures and retries -------------------------------------------------------------------------------
+
+
+def test_an_event_that_failed_while_stripe_was_down_is_retried_by_beat(
+    signed_in, alice, world, payments, settings, django_capture_on_commit_callbacks
+):
+    from billing.tasks import requeue_stripe_events
+
+    paid = world.pack("100", credits=100, cents=500)[0]
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # Stripe unreachable while the event is processed
+    settings.STRIPE_TIMEOUT = 1
+    send(signed_in, paid, django_capture_on_commit_callbacks)
+    stored = StripeEvent.objects.get()
+    assert stored.status == EventStatus.RECEIVED and stored.attempts == 1
+    assert Wallet.objects.filter(user=alice, balance__gt=0).count() == 0
+
+    settings.STRIPE_API_BASE = payments.url
+    StripeEvent.objects.filter(pk=stored.pk).update(received_at=timezone.now() - timedelta(minutes=10))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requeue_stripe_events.apply().get() == 1
+    stored.refresh_from_db()
+    assert (stored.status, stored.attempts) == (EventStatus.PROCESSED, 2)
+    assert Wallet.objects.get(user=alice).balance == 100
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying mid-task (nothing in the task can catch it)."""
+
+
+def test_a_worker_crash_during_processing_is_finished_once_by_the_next_attempt(
+    signed_in, alice, world, monkeypatch, django_capture_on_commit_callbacks
+):
+    from billing.tasks import requeue_stripe_events
+
+    paid = world.pack("500", credits=500, cents=2000, refunded=500)
+    real_settle = payment_services._payment_settle
+
+    def crash(*args, **kwargs):
+        raise WorkerKilled()
+
+    monkeypatch.setattr(payment_services, "_payment_settle", crash)  # after the grant, before the refund share
+    with pytest.raises(WorkerKilled):
+        send(signed_in, paid[0], django_capture_on_commit_callbacks)
+    stored = StripeEvent.objects.get()
+    assert stored.status == EventStatus.RECEIVED  # stored, not processed: beat will queue it again
+    assert Wallet.objects.get(user=alice).balance == 500  # the grant committed before the crash
+
+    monkeypatch.setattr(payment_services, "_payment_settle", real_settle)
+    StripeEvent.objects.filter(pk=stored.pk).update(received_at=timezone.now() - timedelta(minutes=10))
+    with django_capture_on_commit_callbacks(execute=True):
+        requeue_stripe_events.apply().get()
+    with django_capture_on_commit_callbacks(execute=True):
+        requeue_stripe_events.apply().get()  # nothing left to do
+    assert StripeEvent.objects.get().status == EventStatus.PROCESSED
+    result = outcome(alice)
+    assert (result["balance"], result["ledger_sum"]) == (375, 375)
+
+
+# --- the ordering property ---------------------------------------------------------------------------------
+
+
+class _Rollback(Exception):
+    def __init__(self, result):
+        self.result = result
+
+
+def play(client, user, deliveries, capture, *, reprocess=()) -> dict:
+    """Deliver events (and staff reprocessing of stored ones), return the outcome, undo it all."""
+    try:
+        with transaction.atomic():
+            for step in deliveries:
+                response = send(client, step, capture)
+                assert response.status_code == 200, response.content
+            for event_id in reprocess:
+                stored = StripeEvent.objects.get(event_id=event_id)
+                payment_services.stripe_event_process(event_pk=stored.pk, force=True)
+            failed = list(StripeEvent.objects.filter(status=EventStatus.FAILED).values_list("type", "error"))
+            assert failed == []
+            raise _Rollback(outcome(user))
+    except _Rollback as done:
+        return done.result
+
+
+@pytest.fixture
+def story(world):
+    """Pack bought and refunded in part; Pro created, renewed, its renewal disputed and lost, then
+    canceled; an inquiry opened and closed; a dispute won."""
+    events = world.pack("500", credits=500, cents=2000, refunded=500)
+    events += world.pro(renewals=1, canceled=True, disputed_renewal="lost")
+    events += world.pack("100", credits=100, cents=500, dispute="warning_closed")
+    events += world.pack("2000", credits=2000, cents=6000, dispute="won")
+    return events
+
+
+@pytest.fixture
+def natural(signed_in, alice, story, django_capture_on_commit_callbacks):
+    result = play(signed_in, alice, story, django_capture_on_commit_callbacks)
+    # 375 (pack, a quarter refunded) + 600 + 600 - 600 (renewal lost in dispute) + 100 + 2000
+    assert (result["balance"], result["debt"], result["flagged"], result["is_pro"]) == (3075, 0, True, False)
+    assert result["ledger_sum"] == result["balance"]
+    assert result["subscriptions"][0][1] == "canceled"
+    assert sorted(p[4] for p in result["payments"]) == ["", "", "lost", "warning_closed", "won"]
+    return result
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_order_and_repetition_of_the_events_ends_in_the_natural_outcome(
+    signed_in, alice, story, natural, data, django_capture_on_commit_callbacks
+):
+    order = data.draw(st.permutations(story), label="order")
+    again = data.draw(st.lists(st.sampled_from(story), max_size=8), label="redelivered")
+    deliveries = list(order)
+    for event in again:  # each redelivery lands somewhere after its first delivery
+        first = deliveries.index(event)
+        deliveries.insert(data.draw(st.integers(first + 1, len(deliveries))), event)
+    reprocess = data.draw(st.lists(st.sampled_from([e["id"] for e in story]), max_size=4), label="staff reprocess")
+    assert play(signed_in, alice, deliveries, django_capture_on_commit_callbacks, reprocess=reprocess) == natural

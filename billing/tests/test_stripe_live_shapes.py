@@ -260,6 +260,55 @@ def test_every_subscribed_event_in_live_shape_is_stored_as_plain_json_and_proces
     assert Payment.objects.filter(user=alice, kind="subscription").count() == 2
 
 
+def test_failed_and_expired_payments_in_live_shape_are_processed(
+    signed_in, alice, world, payments, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    plan = Plan.objects.get(slug="pro")
+    now = int(time.time())
+    sub = shapes.subscription(
+        id=shapes.new_id("sub"),
+        customer=world.customer,
+        price_id=plan.stripe_price_id,
+        amount=plan.price_cents,
+        status="past_due",
+        period_start=now - DAY,
+        period_end=now + 29 * DAY,
+    )
+    failed = shapes.invoice(
+        id=shapes.new_id("in"),
+        customer=world.customer,
+        subscription_id=sub["id"],
+        price_id=plan.stripe_price_id,
+        amount=plan.price_cents,
+        status="open",
+        period_start=now - DAY,
+        period_end=now + 29 * DAY,
+    )
+    expired = shapes.checkout_session(
+        id=shapes.new_id("cs_test"),
+        customer=world.customer,
+        mode="payment",
+        amount=500,
+        metadata={"user": str(alice.public_id), "kind": "pack", "offer": "100"},
+        status="expired",
+        payment_status="unpaid",
+    )
+    async_failed = {**expired, "id": shapes.new_id("cs_test"), "status": "complete"}
+    payments.put(sub, failed, expired, async_failed)
+    for event in [
+        shapes.event("invoice.payment_failed", failed),
+        shapes.event("checkout.session.expired", expired),
+        shapes.event("checkout.session.async_payment_failed", async_failed),
+    ]:
+        assert send(signed_in, event, django_capture_on_commit_callbacks).status_code == 200
+    assert set(StripeEvent.objects.values_list("status", flat=True)) == {EventStatus.PROCESSED}
+    assert [m.subject for m in mail.outbox] == ["[Atelier] We could not take your payment"]
+    assert Subscription.objects.get(user=alice).status == "past_due"
+    assert Wallet.objects.filter(user=alice, balance__gt=0).count() == 0
+
+
 def test_a_subscription_event_in_live_shape_no_longer_answers_500(signed_in, world, django_capture_on_commit_callbacks):
     """On main before this fix: json.dumps of the SDK's Decimal in the stored payload -> 500, nothing stored."""
     event = world.pro(renewals=0, canceled=False)[-1]

@@ -24,18 +24,6 @@ pytestmark = pytest.mark.django_db
 FLUX = "black-forest-labs/flux-schnell"
 
 
-@pytest.fixture
-def replicate_env(settings, replicate_api, s3_storage):
-    settings.REPLICATE_API_TOKEN = replicate_api.state.token
-    settings.REPLICATE_BASE_URL = replicate_api.url
-    settings.REPLICATE_WEBHOOK_SECRET = replicate_api.state.webhook_secret
-    settings.REPLICATE_TIMEOUT = 2.0
-    settings.GENERATION_POLL_INTERVAL = 0.01
-    settings.GENERATION_INLINE_WAIT = 10
-    settings.WEBHOOK_BASE_URL = ""
-    return {"api": replicate_api, "s3": s3_storage}
-
-
 def fund(user, amount: int) -> None:
     billing.credits_grant(user=user, amount=amount, reason=LedgerReason.ADMIN_GRANT, idempotency_key=f"t:{user.pk}")
 

@@ -10,8 +10,12 @@ Routes, as the client calls them:
 
 Behaviour per model is scripted with `script(...)`: how many reads before a final state,
 the final state, queued HTTP errors (500, 429 with Retry-After, slow answers), expired
-outputs. Webhooks, when the create call asked for one, are signed exactly as Replicate
-signs them (HMAC-SHA256 over "id.timestamp.body" with the base64 key after "whsec_").
+outputs, failed downloads. Webhooks, when the create call asked for one, are signed exactly as
+Replicate signs them (HMAC-SHA256 over "id.timestamp.body" with the base64 key after "whsec_").
+
+Shapes from Replicate's recorded responses that the SDK's own Prediction model refuses are
+scriptable too: a body without `model` (`omit_fields`), the `aborted` status (`create_status`,
+`cancel_status`, `final_status`), and TRELLIS objects with `model_file: null`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from PIL import Image
+
+FINAL = {"succeeded", "failed", "canceled", "aborted"}
 
 
 def _now() -> str:
@@ -60,6 +66,12 @@ class Script:
     output_expired: bool = False
     output_as_list: bool = True  # FLUX models answer a list of URLs; some models a single URL
     output_key: str = ""  # if set, output is {key: url} (e.g. TRELLIS "model_file")
+    output_null_keys: tuple = ()  # keys of an object output answered as null (TRELLIS without model_file)
+    # Shapes from Replicate's recorded responses that the SDK's Prediction model refuses:
+    omit_fields: tuple = ()  # fields left out of every prediction body, e.g. ("model",)
+    create_status: str = "starting"  # the status the create call answers, e.g. "aborted"
+    cancel_status: str = "canceled"  # what a cancel of an unfinished prediction turns it into
+    file_errors: deque = field(default_factory=deque)  # HTTP statuses answered for output downloads
     # HTTP failures answered before normal behaviour, one per request, e.g. [500] or [(429, 2)].
     create_errors: deque = field(default_factory=deque)
     read_errors: deque = field(default_factory=deque)
@@ -123,7 +135,7 @@ class ReplicateAPIServer:
     # --- scripting -------------------------------------------------------------------
 
     def script(self, model: str, **kwargs) -> Script:
-        for key in ("create_errors", "read_errors"):
+        for key in ("create_errors", "read_errors", "file_errors"):
             if key in kwargs:
                 kwargs[key] = deque(kwargs[key])
         script = Script(**kwargs)
@@ -151,6 +163,13 @@ class ReplicateAPIServer:
         with self.state.lock:
             return json.loads(json.dumps(self.state.predictions[prediction_id]))
 
+    def body(self, prediction_id: str) -> dict:
+        """The prediction as this server sends it (fields the script omits left out)."""
+        with self.state.lock:
+            prediction = self.state.predictions[prediction_id]
+            script = self.state.scripts.setdefault(prediction["model"], Script())
+            return _public(prediction, script)
+
     def sign(self, webhook_id: str, timestamp: int, body: str) -> str:
         key = base64.b64decode(self.state.webhook_secret.split("_", 1)[1])
         digest = hmac.new(key, f"{webhook_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
@@ -158,8 +177,8 @@ class ReplicateAPIServer:
 
     def deliver_webhook(self, prediction_id: str, *, url: str | None = None, webhook_id: str | None = None) -> int:
         """POST the prediction to its webhook URL, signed; returns the HTTP status."""
-        prediction = self.prediction(prediction_id)
-        target = url or prediction.get("webhook")
+        prediction = self.body(prediction_id)
+        target = url or self.prediction(prediction_id).get("webhook")
         body = json.dumps(prediction)
         webhook_id = webhook_id or f"msg_{prediction_id}_{prediction['status']}"
         timestamp = int(time.time())
@@ -234,6 +253,9 @@ class _Handler(BaseHTTPRequestHandler):
             key = f"{match[1]}/{match[2]}"
             with self.state.lock:
                 item = self.state.files.get(key)
+                model = self.state.predictions.get(match[1], {}).get("model", "")
+            if item is not None and self._queued_error(self._script(model).file_errors):
+                return
             if item is None:
                 self._send(404, {"detail": "Not found."})
                 return
@@ -293,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
             "logs": "",
             "output": None,
             "error": None,
-            "status": "starting",
+            "status": script.create_status,
             "created_at": _now(),
             "started_at": None,
             "completed_at": None,
@@ -313,12 +335,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.created_at[prediction_id] = time.monotonic()
         if script.delay and prediction["webhook"]:
             threading.Timer(script.delay, self._finish_and_notify, args=(prediction_id, script)).start()
-        self._send(201, prediction)
+        self._send(201, _public(prediction, script))
 
     def _finish_and_notify(self, prediction_id: str, script: Script) -> None:
         with self.state.lock:
             prediction = self.state.predictions[prediction_id]
-            if prediction["status"] in {"succeeded", "failed", "canceled"}:
+            if prediction["status"] in FINAL:
                 return
             self._finish(prediction, script)
         self.server_obj.deliver_webhook(prediction_id)
@@ -342,7 +364,11 @@ class _Handler(BaseHTTPRequestHandler):
                     state.files[f"{prediction['id']}/{name}"] = (content, script.output_mime)
                 urls.append(f"{server.url}/files/{prediction['id']}/{name}")
             if script.output_key:
-                prediction["output"] = {script.output_key: urls[0], "no_background_images": None}
+                prediction["output"] = {
+                    script.output_key: urls[0],
+                    "no_background_images": None,
+                    **dict.fromkeys(script.output_null_keys),
+                }
             else:
                 prediction["output"] = urls if script.output_as_list else urls[0]
         elif script.final_status == "failed":
@@ -360,7 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self._queued_error(script.read_errors):
             return
         with self.state.lock:
-            if prediction["status"] not in {"succeeded", "failed", "canceled"}:
+            if prediction["status"] not in FINAL:
                 self.state.reads[prediction_id] += 1
                 elapsed = time.monotonic() - self.state.created_at[prediction_id]
                 due = (
@@ -373,7 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     prediction["status"] = "processing"
                     prediction["started_at"] = prediction["started_at"] or _now()
-            payload = json.loads(json.dumps(prediction))
+            payload = _public(prediction, script)
         self._send(200, payload)
 
     def _cancel(self, prediction_id: str) -> None:
@@ -382,8 +408,17 @@ class _Handler(BaseHTTPRequestHandler):
             if prediction is None:
                 self._send(404, {"detail": "Not found."})
                 return
-            if prediction["status"] not in {"succeeded", "failed", "canceled"}:
-                prediction["status"] = "canceled"
+            script = self.state.scripts.setdefault(prediction["model"], Script())
+            if prediction["status"] not in FINAL:
+                prediction["status"] = script.cancel_status
                 prediction["completed_at"] = _now()
-            payload = json.loads(json.dumps(prediction))
+            payload = _public(prediction, script)
         self._send(200, payload)
+
+
+def _public(prediction: dict, script: Script) -> dict:
+    """A copy of the prediction as sent on the wire (the script may leave fields out)."""
+    payload = json.loads(json.dumps(prediction))
+    for name in script.omit_fields:
+        payload.pop(name, None)
+    return payload

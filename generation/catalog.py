@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from generation.errors import InvalidInput
 from generation.models import CatalogEntry, Kind
 
-ASPECT_RATIOS = ["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"]
+# Every ratio some model may offer, in display order. Which ones a model offers is its catalog
+# row's `parameters["aspect_ratio"]["choices"]` (its own input schema's enum, migration 0005).
+ASPECT_RATIOS = ["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "4:5", "5:4", "21:9", "9:21"]
+RATIO_LABELS = {"match_input_image": "Same as the input picture"}
 
 # Style presets: a prompt suffix for hosted models, a look for the local model.
 STYLE_PRESETS: dict[str, tuple[str, str]] = {
@@ -32,6 +35,10 @@ ASPECT_SIZES = {
     "3:4": (672, 896),
     "3:2": (960, 640),
     "2:3": (640, 960),
+    "4:5": (704, 880),
+    "5:4": (880, 704),
+    "21:9": (1176, 504),
+    "9:21": (504, 1176),
 }
 
 KIND_NEEDS_IMAGE = {Kind.IMAGE_TO_IMAGE, Kind.IMAGE_TO_3D}
@@ -42,6 +49,12 @@ class CleanParams:
     prompt: str
     negative_prompt: str
     params: dict  # everything else, validated (aspect_ratio, style, seed, strength)
+
+
+def ratio_choices(entry: CatalogEntry | None) -> list[tuple[str, str]]:
+    """The aspect ratios this model offers, as (value, label), from its catalog row."""
+    rule = ((entry.parameters or {}) if entry else {}).get("aspect_ratio") or {}
+    return [(ratio, RATIO_LABELS.get(ratio, ratio)) for ratio in rule.get("choices", [])]
 
 
 def accepts(entry: CatalogEntry, name: str) -> bool:

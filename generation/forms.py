@@ -59,6 +59,9 @@ class CreateForm(forms.Form):
             self.initial.setdefault("model", first.slug)
         # The chosen model decides what is required (and so what the labels call optional).
         entry = self.selected_model()
+        if catalog.ratio_choices(entry):  # only the ratios this model's own schema accepts
+            self.fields["aspect_ratio"].choices = catalog.ratio_choices(entry)
+            self.fields["aspect_ratio"].initial = entry.parameters["aspect_ratio"].get("default")
         for name, rule in ((entry.parameters or {}) if entry else {}).items():
             if name in self.fields and name != "image" and rule.get("required"):
                 self.fields[name].required = True

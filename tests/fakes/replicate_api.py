@@ -39,6 +39,19 @@ from PIL import Image
 
 FINAL = {"succeeded", "failed", "canceled", "aborted"}
 
+# Enum inputs as each model's schema on Replicate declares them; a value outside is a 422, as
+# Replicate answers it. (flux-dev's schema has the schnell list; with an input image it follows
+# the image's ratio.)
+_FLUX_RATIOS = ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]
+INPUT_ENUMS: dict[str, dict[str, list]] = {
+    "black-forest-labs/flux-schnell": {"aspect_ratio": _FLUX_RATIOS},
+    "black-forest-labs/flux-dev": {"aspect_ratio": _FLUX_RATIOS},
+    "black-forest-labs/flux-1.1-pro": {
+        "aspect_ratio": ["custom", "1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3"]
+    },
+    "black-forest-labs/flux-kontext-pro": {"aspect_ratio": ["match_input_image", *_FLUX_RATIOS]},
+}
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -305,6 +318,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body.get("input"), dict):
             self._send(422, {"title": "Invalid input", "detail": "input is required", "status": 422})
             return
+        for name, allowed in INPUT_ENUMS.get(model, {}).items():
+            if name in body["input"] and body["input"][name] not in allowed:
+                detail = f"input.{name}: {name} must be one of the following: " + ", ".join(map(repr, allowed))
+                self._send(422, {"title": "Input validation failed", "detail": detail, "status": 422})
+                return
         prediction_id = uuid.uuid4().hex[:26]
         base = self.server_obj.url
         prediction = {

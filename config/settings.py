@@ -386,7 +386,16 @@ REPLICATE_BASE_URL = env.str("REPLICATE_BASE_URL", default="")
 REPLICATE_TIMEOUT = env.float("REPLICATE_TIMEOUT", default=30.0)
 REPLICATE_WEBHOOK_SECRET = env.str("REPLICATE_WEBHOOK_SECRET", default="")
 REPLICATE_WEBHOOK_TOLERANCE = 300  # seconds; older or future-dated deliveries are refused
-WEBHOOK_BASE_URL = env.str("WEBHOOK_BASE_URL", default="") or (SITE_URL if SITE_URL.startswith("https://") else "")
+WEBHOOK_BASE_URL = env.str("WEBHOOK_BASE_URL", default="")
+# Replicate posts whole prediction bodies (prompts, output links) there: https only. Plain http is
+# let through for a loopback host alone (a local Replicate stand-in, the bench): nothing leaves the machine.
+if (
+    WEBHOOK_BASE_URL
+    and not WEBHOOK_BASE_URL.startswith("https://")
+    and not WEBHOOK_BASE_URL.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:"))
+):
+    raise SystemExit(f"atelier: WEBHOOK_BASE_URL={WEBHOOK_BASE_URL!r} must start with https:// (Replicate posts to it)")
+WEBHOOK_BASE_URL = WEBHOOK_BASE_URL or (SITE_URL if SITE_URL.startswith("https://") else "")
 
 # The generation pipeline.
 # Without webhooks the worker polls this long, then hands off to the beat poller; with webhooks

@@ -298,11 +298,11 @@ class Payment(models.Model):
     @property
     def state(self) -> str:
         if self.dispute_status == DisputeStatus.LOST:
-            return "Dispute lost"
+            return "Charged back"
         if self.disputed:
-            return "Disputed"
+            return "Disputed: credits on hold"
         if self.dispute_status in (DisputeStatus.WARNING_NEEDS_RESPONSE, DisputeStatus.WARNING_UNDER_REVIEW):
-            return "Inquiry"
+            return "Bank inquiry (nothing held)"
         if self.credits_reversed >= self.credits:
             return "Refunded"
         if self.credits_reversed:

@@ -82,3 +82,34 @@ def test_without_payments_the_pages_say_so(page, buyer, settings):
     assert page.get_by_text("Payments are not set up on this server yet.").is_visible()
     assert page.locator("#balance").inner_text() == "23 credits"
     assert page.get_by_role("cell", name="Added by support — Gift 22").is_visible()
+
+
+def test_payments_show_their_refund_and_dispute_state_on_desktop_and_phone(page, buyer):
+    from billing.models import Payment
+
+    states = [("", 0), ("needs_response", 100), ("lost", 100), ("warning_needs_response", 0), ("won", 0), ("", 25)]
+    for index, (dispute, reversed_) in enumerate(states):
+        Payment.objects.create(
+            user=buyer,
+            kind="pack",
+            stripe_payment_intent_id=f"pi_{index}",
+            amount_cents=500,
+            currency="usd",
+            credits=100,
+            credits_reversed=reversed_,
+            dispute_status=dispute,
+            idempotency_key=f"purchase:pi_{index}",
+            receipt_url="https://pay.stripe.com/receipts/x",
+        )
+    sign_in(page, buyer)
+    page.goto("/billing/")
+    table = page.locator("#purchases")
+    for text in ("Disputed: credits on hold", "Charged back", "Bank inquiry (nothing held)", "Partly refunded"):
+        assert table.get_by_text(text, exact=True).is_visible(), text
+    assert table.get_by_text("Paid", exact=True).count() == 2  # never bought, and the won dispute
+    screenshot(page, "billing-payment-states")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/billing/")
+    overflow = page.evaluate("document.documentElement.scrollWidth > document.documentElement.clientWidth")
+    screenshot(page, "billing-payment-states-phone")
+    assert not overflow, "the billing page scrolls sideways on a phone"

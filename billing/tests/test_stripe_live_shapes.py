@@ -335,7 +335,7 @@ def test_an_inquiry_opened_and_closed_takes_nothing_and_flags_nothing(
     send(signed_in, shapes.event("charge.dispute.created", inquiry), django_capture_on_commit_callbacks)
     wallet = Wallet.objects.get(user=alice)
     assert (wallet.balance, wallet.debt, wallet.disputed_at) == (100, 0, None)
-    assert Payment.objects.get(user=alice).state == "Inquiry"
+    assert Payment.objects.get(user=alice).state == "Bank inquiry (nothing held)"
 
     closed = {**inquiry, "status": "warning_closed"}
     payments.put(closed)
@@ -358,7 +358,7 @@ def test_an_open_dispute_holds_the_credits_and_a_lost_one_keeps_them(
     send(signed_in, shapes.event("charge.dispute.created", dispute), django_capture_on_commit_callbacks)
     wallet = Wallet.objects.get(user=alice)
     assert (wallet.balance, wallet.disputed_at is not None) == (0, True)
-    assert Payment.objects.get(user=alice).state == "Disputed"
+    assert Payment.objects.get(user=alice).state == "Disputed: credits on hold"
 
     lost = {**dispute, "status": "lost"}
     payments.put(lost)
@@ -366,7 +366,7 @@ def test_an_open_dispute_holds_the_credits_and_a_lost_one_keeps_them(
     wallet.refresh_from_db()
     assert (wallet.balance, wallet.debt, wallet.disputed_at is not None) == (0, 0, True)
     payment = Payment.objects.get(user=alice)
-    assert (payment.credits_reversed, payment.state) == (500, "Dispute lost")
+    assert (payment.credits_reversed, payment.state) == (500, "Charged back")
 
 
 @pytest.mark.parametrize("grant_first", [True, False], ids=["won-after-grant", "won-before-grant"])

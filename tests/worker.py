@@ -78,6 +78,12 @@ class WorkerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
 
+    def kill(self) -> None:
+        """SIGKILL, as `kill -9` or the OOM killer: no warm shutdown, no acks, no clean-up."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

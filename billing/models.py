@@ -253,14 +253,52 @@ class DisputeStatus(models.TextChoices):
     WARNING_CLOSED = "warning_closed", "Inquiry closed"
     NEEDS_RESPONSE = "needs_response", "Disputed: response needed"
     UNDER_REVIEW = "under_review", "Dispute under review"
+    APPEAL_NEEDS_RESPONSE = "appeal_needs_response", "Lost, appeal: response needed"
+    APPEAL_UNDER_REVIEW = "appeal_under_review", "Lost, appeal under review"
     WON = "won", "Dispute won"
     LOST = "lost", "Dispute lost"
+    PREVENTED = "prevented", "Dispute prevented (refunded instead)"
 
 
-# The funds are withdrawn while these last (credits held back) and for good once lost.
-DISPUTE_HOLDS = (DisputeStatus.NEEDS_RESPONSE, DisputeStatus.UNDER_REVIEW, DisputeStatus.LOST)
-# Staff look at accounts with an open or lost dispute (an inquiry alone is no fraud signal).
-DISPUTE_FLAGS = DISPUTE_HOLDS
+# The funds are withdrawn while these last (credits held back), during an appeal of a lost dispute,
+# and for good once lost. A status we don't know yet holds too: giving credits back is never a guess.
+DISPUTE_HOLDS = (
+    DisputeStatus.NEEDS_RESPONSE,
+    DisputeStatus.UNDER_REVIEW,
+    DisputeStatus.APPEAL_NEEDS_RESPONSE,
+    DisputeStatus.APPEAL_UNDER_REVIEW,
+    DisputeStatus.LOST,
+)
+DISPUTE_RELEASES = (
+    DisputeStatus.WARNING_NEEDS_RESPONSE,
+    DisputeStatus.WARNING_UNDER_REVIEW,
+    DisputeStatus.WARNING_CLOSED,
+    DisputeStatus.WON,
+    DisputeStatus.PREVENTED,  # Stripe refunded the charge instead: the refund takes its share
+)
+# Several disputes on one charge: the payment shows the most serious one.
+DISPUTE_SEVERITY = [
+    DisputeStatus.LOST,
+    DisputeStatus.APPEAL_UNDER_REVIEW,
+    DisputeStatus.APPEAL_NEEDS_RESPONSE,
+    DisputeStatus.UNDER_REVIEW,
+    DisputeStatus.NEEDS_RESPONSE,
+    DisputeStatus.WARNING_UNDER_REVIEW,
+    DisputeStatus.WARNING_NEEDS_RESPONSE,
+    DisputeStatus.PREVENTED,
+    DisputeStatus.WARNING_CLOSED,
+    DisputeStatus.WON,
+]
+# Staff look at accounts with an open, appealed or lost dispute (an inquiry alone is no fraud signal):
+# every status but the releases.
+# A person has a subscription while one is in these states: a second Pro checkout is refused.
+SUBSCRIPTION_HELD_STATUSES = (
+    SubscriptionStatus.ACTIVE,
+    SubscriptionStatus.TRIALING,
+    SubscriptionStatus.PAST_DUE,
+    SubscriptionStatus.UNPAID,
+    SubscriptionStatus.PAUSED,
+)
 
 
 class Payment(models.Model):
@@ -299,6 +337,8 @@ class Payment(models.Model):
     def state(self) -> str:
         if self.dispute_status == DisputeStatus.LOST:
             return "Charged back"
+        if self.dispute_status in (DisputeStatus.APPEAL_NEEDS_RESPONSE, DisputeStatus.APPEAL_UNDER_REVIEW):
+            return "Charged back (under appeal)"
         if self.disputed:
             return "Disputed: credits on hold"
         if self.dispute_status in (DisputeStatus.WARNING_NEEDS_RESPONSE, DisputeStatus.WARNING_UNDER_REVIEW):

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from billing.errors import AccountBlocked, InsufficientCredits
 from billing.models import (
-    DISPUTE_FLAGS,
+    DISPUTE_RELEASES,
     CreditAdjustment,
     CreditReservation,
     LedgerEntry,
@@ -287,7 +287,12 @@ _SETTLE_REASONS = (LedgerReason.PAYMENT_REVERSAL, LedgerReason.PAYMENT_REINSTATE
 
 def _flag_disputes(wallet: Wallet) -> None:
     """Flag (or unflag) the wallet for staff from the dispute status of all its owner's payments."""
-    flagged = Payment.objects.filter(user_id=wallet.user_id, dispute_status__in=DISPUTE_FLAGS).exists()
+    # Open, lost or appealed disputes, and any status Stripe adds that we don't know yet.
+    flagged = (
+        Payment.objects.filter(user_id=wallet.user_id)
+        .exclude(dispute_status__in=["", *DISPUTE_RELEASES])
+        .exists()
+    )
     if flagged and wallet.disputed_at is None:
         Wallet.objects.filter(pk=wallet.pk).update(disputed_at=timezone.now())
     elif not flagged and wallet.disputed_at is not None:

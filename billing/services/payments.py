@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -30,12 +30,14 @@ from billing import stripe_api
 from billing.errors import PaymentsError, PaymentsUnavailable
 from billing.models import (
     DISPUTE_HOLDS,
+    DISPUTE_RELEASES,
+    DISPUTE_SEVERITY,
     FINAL_SUBSCRIPTION_STATUSES,
+    SUBSCRIPTION_HELD_STATUSES,
     CheckoutKind,
     CheckoutSession,
     CreditPack,
     Customer,
-    DisputeStatus,
     EventStatus,
     LedgerReason,
     Payment,
@@ -159,7 +161,8 @@ def checkout_start(*, user, pack: CreditPack | None = None, plan: Plan | None = 
         logger.error("checkout refused: %s has no Stripe price (run manage.py stripe_prices)", offer.lookup_key)
         raise PricesNotReady(offer)
     price_id = offer.stripe_price_id
-    if plan is not None and subscription_current(user=user) is not None:
+    if plan is not None and Subscription.objects.filter(user=user, status__in=SUBSCRIPTION_HELD_STATUSES).exists():
+        # Not `is_pro`: a renewal whose webhook is late must not open a second subscription.
         raise PaymentsError("You already have Pro. Manage it from your billing page.", retryable=False)
     reusable = _reusable_checkout(user=user, pack=pack, plan=plan, price_id=price_id)
     if reusable:
@@ -179,10 +182,24 @@ def checkout_start(*, user, pack: CreditPack | None = None, plan: Plan | None = 
         params["payment_intent_data"] = {"metadata": {**metadata, "credits": str(pack.credits)}}
     else:
         params["subscription_data"] = {"metadata": metadata}
+    # Failed attempts count too: Stripe answers a reused key with its first answer, errors included,
+    # for 24 hours, so the next click after a failure must send a new key.
     attempt = CheckoutSession.objects.filter(user=user, pack=pack, plan=plan).count()
-    session = stripe_api.checkout_session_create(
-        params=params, idempotency_key=f"checkout:{user.public_id}:{price_id}:{attempt}"
-    )
+    try:
+        session = stripe_api.checkout_session_create(
+            params=params, idempotency_key=f"checkout:{user.public_id}:{price_id}:{attempt}"
+        )
+    except PaymentsError:
+        CheckoutSession.objects.create(
+            user=user,
+            stripe_session_id=f"failed:{secrets.token_hex(12)}",
+            kind=CheckoutKind.PACK if pack else CheckoutKind.PLAN,
+            pack=pack,
+            plan=plan,
+            status="failed",
+            stripe_price_id=price_id,
+        )
+        raise
     CheckoutSession.objects.get_or_create(
         stripe_session_id=session["id"],
         defaults={
@@ -405,7 +422,7 @@ def _grant_for_payment(
             template, context = email
             transaction.on_commit(lambda: _email(payment.user, template, {**context, "payment": payment}))
     if charge:
-        _payment_settle(payment, charge)  # refunded or disputed before we got to grant it
+        _payment_settle(payment, _id(charge))  # refunded or disputed before we got to grant it
     return payment
 
 
@@ -423,8 +440,13 @@ def _timestamp(value) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=UTC) if value else None
 
 
+@transaction.atomic
 def _subscription_sync(subscription_id: str) -> Subscription:
-    """Mirror a subscription as the API reports it now (status, plan, period end, cancel flag)."""
+    """Mirror a subscription as the API reports it now (status, plan, period end, cancel flag).
+
+    The row (when we have one) is locked before Stripe is read, so two workers syncing it take
+    turns and the later read is the one that stays."""
+    Subscription.objects.select_for_update().filter(stripe_subscription_id=subscription_id).first()
     data = stripe_api.subscription_get(subscription_id)
     user = _user_for_customer(_id(data.get("customer")))
     items = (data.get("items") or {}).get("data") or []
@@ -544,7 +566,7 @@ def _on_charge_event(obj: dict) -> None:
     if payment is None:
         logger.info("refund on charge %s that granted no credits", charge["id"])
         return
-    _payment_settle(payment, charge)
+    _payment_settle(payment, charge["id"])
 
 
 def _on_dispute(obj: dict) -> None:
@@ -555,21 +577,48 @@ def _on_dispute(obj: dict) -> None:
     if payment is None:
         logger.warning("dispute %s on charge %s that granted no credits", dispute.get("id"), charge["id"])
         return
-    _payment_settle(payment, charge)
+    _payment_settle(payment, charge["id"])
 
 
-def _payment_settle(payment: Payment, charge: dict) -> None:
-    """Bring the credits a payment has had taken back to what its charge's refunds and disputes,
-    read back from Stripe now, say. Never reads `charge.disputed` (it stays true after a win)."""
-    disputes = stripe_api.disputes_for_charge(charge["id"])
-    target, status = payment_reversal_target(payment=payment, charge=charge, disputes=disputes)
-    if status in DISPUTE_HOLDS:
-        reason = "Payment disputed"
-    elif status in (DisputeStatus.WON, DisputeStatus.WARNING_CLOSED):
-        reason = "Dispute closed in your favour" if target < payment.credits_reversed else "Payment refunded"
-    else:
-        reason = "Payment refunded"
-    payment_credits_settle(payment=payment, target=target, dispute_status=status, reason=reason)
+def _payment_settle(payment: Payment, charge_id: str) -> None:
+    """Bring the credits a payment has had taken back to what its charge's refunds and disputes
+    say now. Never reads `charge.disputed` (it stays true after a win).
+
+    The payment row is locked *before* Stripe is read: two workers settling the same payment
+    (say, a dispute's `under_review` and its `won` delivered at once) take turns, and the second
+    reads Stripe after the first has written, so the last write is always the latest state.
+    """
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        charge = stripe_api.charge_get(charge_id)
+        disputes = stripe_api.disputes_for_charge(charge_id)
+        target, status = payment_reversal_target(payment=payment, charge=charge, disputes=disputes)
+        if status in DISPUTE_HOLDS:
+            reason = "Payment disputed"
+        elif target < payment.credits_reversed:
+            reason = "Dispute closed in your favour"
+        else:
+            reason = "Payment refunded"
+        payment_credits_settle(payment=payment, target=target, dispute_status=status, reason=reason)
+
+
+def payments_settle_all(*, report=None) -> int:
+    """Settle every payment that was ever refunded or disputed again (see the
+    `stripe_settle_payments` command). Returns how many changed."""
+    if not payments_enabled():
+        raise PaymentsUnavailable()
+    changed = 0
+    candidates = Payment.objects.exclude(stripe_charge_id="").filter(Q(credits_reversed__gt=0) | ~Q(dispute_status=""))
+    for payment in candidates.order_by("pk").iterator():
+        before = (payment.credits_reversed, payment.dispute_status)
+        _payment_settle(payment, payment.stripe_charge_id)
+        payment.refresh_from_db(fields=["credits_reversed", "dispute_status"])
+        after = (payment.credits_reversed, payment.dispute_status)
+        if after != before:
+            changed += 1
+            if report:
+                report(f"payment {payment.pk} ({payment.stripe_charge_id}): taken back {before} -> {after}")
+    return changed
 
 
 def payment_reversal_target(*, payment: Payment, charge: dict, disputes: list[dict]) -> tuple[int, str]:
@@ -577,8 +626,10 @@ def payment_reversal_target(*, payment: Payment, charge: dict, disputes: list[di
 
     Refunds take their share of the credits (all of them once the charge is fully refunded).
     A dispute holds back the share of its amount while Stripe has withdrawn the funds
-    (`needs_response`, `under_review`) and for good once `lost`; an inquiry (`warning_*`)
-    withdraws nothing and takes nothing; `won` and `warning_closed` take nothing.
+    (`needs_response`, `under_review`, an appeal) and for good once `lost`; an inquiry
+    (`warning_*`) withdraws nothing and takes nothing; `won`, `warning_closed` and `prevented`
+    take nothing. A status Stripe adds later holds, until someone decides otherwise.
+    With several disputes, the status reported is the most serious one.
     """
     amount = charge.get("amount") or payment.amount_cents or 1
     refunded = min(charge.get("amount_refunded") or 0, amount)
@@ -586,17 +637,23 @@ def payment_reversal_target(*, payment: Payment, charge: dict, disputes: list[di
         refund_share = payment.credits
     else:
         refund_share = (payment.credits * refunded) // amount
-    dispute_share, status = 0, ""
-    for dispute in sorted(disputes, key=lambda d: d.get("created") or 0):
+    dispute_share, statuses = 0, []
+    for dispute in disputes:
         status = dispute.get("status") or ""
-        if status not in DISPUTE_HOLDS:
+        statuses.append(status)
+        if status in DISPUTE_RELEASES:
             continue
+        if status not in DISPUTE_HOLDS:
+            logger.warning("dispute %s has a status we don't know (%r): holding its credits", dispute.get("id"), status)
         disputed = dispute.get("amount") or 0
         if disputed >= amount - refunded:
             dispute_share = payment.credits  # the whole remaining charge
         else:
             dispute_share += (payment.credits * disputed) // amount
-    return min(payment.credits, refund_share + dispute_share), status
+    known = [s for s in statuses if s in DISPUTE_SEVERITY]
+    unknown = [s for s in statuses if s not in DISPUTE_SEVERITY]
+    status = (unknown or sorted(known, key=DISPUTE_SEVERITY.index) or [""])[0]
+    return min(payment.credits, refund_share + dispute_share), status[:24]
 
 
 HANDLERS = {

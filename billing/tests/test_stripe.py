@@ -107,7 +107,7 @@ def test_pack_purchase_is_credited_once_whatever_the_order_and_repetition_of_eve
     assert "Payment received. 500 credits were added" in status and "hx-get" not in status
     billing_page = page(signed_in, "/billing/")
     assert "Credit pack purchase — 500 credits" in billing_page and "+500" in billing_page
-    assert "<td>Credit pack</td>" in billing_page and "$20.00" in billing_page
+    assert '<td class="hide-phone">Credit pack</td>' in billing_page and "$20.00" in billing_page
     assert [m.subject for m in mail.outbox] == ["[Atelier] Your credits are in"]
     assert "$20.00" in mail.outbox[0].body
 
@@ -645,3 +645,43 @@ def test_a_signed_event_is_acknowledged_when_the_broker_is_down_and_beat_queues_
     with django_capture_on_commit_callbacks(execute=True):
         assert requeue_stripe_events.apply().get() == 1
     assert balance(alice) == 100
+
+
+def test_after_a_stripe_error_the_next_click_sends_a_new_idempotency_key(signed_in, alice, payments):
+    """Stripe answers a reused key with its first answer, errors included, for 24 hours."""
+    from unittest import mock
+
+    from billing import stripe_api
+    from billing.errors import PaymentsError
+
+    keys = []
+    real = stripe_api.checkout_session_create
+
+    def flaky(*, params, idempotency_key):
+        keys.append(idempotency_key)
+        if len(keys) == 1:
+            raise PaymentsError("Stripe had a problem.", retryable=True, detail="500")
+        return real(params=params, idempotency_key=idempotency_key)
+
+    with mock.patch.object(stripe_api, "checkout_session_create", side_effect=flaky):
+        failed = signed_in.post("/billing/checkout/pack/100/", follow=True)
+        assert "Stripe had a problem." in html.unescape(failed.content.decode())
+        response = signed_in.post("/billing/checkout/pack/100/")
+    assert response.status_code == 303
+    assert len(keys) == 2 and keys[0] != keys[1]
+
+
+def test_a_late_renewal_webhook_does_not_open_a_second_pro_subscription(signed_in, alice, payments):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Subscription.objects.create(
+        user=alice,
+        stripe_subscription_id="sub_late",
+        status="active",
+        current_period_end=timezone.now() - timedelta(hours=5),  # renewed at Stripe, webhook not here
+    )
+    response = signed_in.post("/billing/checkout/plan/pro/", follow=True)
+    assert "You already have Pro" in html.unescape(response.content.decode())
+    assert not payments.sessions

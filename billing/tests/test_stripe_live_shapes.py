@@ -425,6 +425,69 @@ def test_staff_reprocessing_an_old_dispute_event_after_a_win_changes_nothing(
     assert outcome(alice) == before and before["balance"] == 500
 
 
+def test_an_appealed_lost_dispute_keeps_the_credits_held(
+    signed_in, alice, world, payments, django_capture_on_commit_callbacks
+):
+    for event in world.pack("500", credits=500, cents=2000, dispute="lost"):
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    dispute = next(o for o in world.objects if o["object"] == "dispute")
+    for status in ("appeal_needs_response", "appeal_under_review", "some_status_stripe_adds_later"):
+        payments.put({**dispute, "status": status})
+        send(
+            signed_in,
+            shapes.event("charge.dispute.updated", {**dispute, "status": status}),
+            django_capture_on_commit_callbacks,
+        )
+        wallet = Wallet.objects.get(user=alice)
+        assert (wallet.balance, wallet.disputed_at is not None) == (0, True), status
+        assert Payment.objects.get(user=alice).credits_reversed == 500
+
+
+def test_with_two_disputes_on_a_charge_the_most_serious_one_shows(
+    signed_in, alice, world, payments, django_capture_on_commit_callbacks
+):
+    for event in world.pack("500", credits=500, cents=2000):
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    charge = next(o for o in world.objects if o["object"] == "charge")
+    lost = shapes.dispute(charge_id=charge["id"], payment_intent=charge["payment_intent"], amount=1000, status="lost")
+    lost["created"] -= 100
+    inquiry = shapes.dispute(
+        charge_id=charge["id"], payment_intent=charge["payment_intent"], amount=1000, status="warning_closed"
+    )
+    payments.put(lost, inquiry)
+    send(signed_in, shapes.event("charge.dispute.closed", inquiry), django_capture_on_commit_callbacks)
+    payment = Payment.objects.get(user=alice)
+    assert (payment.credits_reversed, payment.dispute_status, payment.state) == (250, "lost", "Charged back")
+    assert Wallet.objects.get(user=alice).disputed_at is not None
+
+
+def test_the_settle_command_repairs_payments_wrongly_reversed_before_the_fix(
+    signed_in, alice, world, payments, django_capture_on_commit_callbacks
+):
+    """Before the fix an inquiry took everything and flagged the wallet, and the closing event
+    was ignored; migration 0006 turns that into `needs_response`. The command asks Stripe."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from billing import services
+
+    for event in world.pack("100", credits=100, cents=500, dispute="warning_closed"):
+        send(signed_in, event, django_capture_on_commit_callbacks)
+    payment = Payment.objects.get(user=alice)
+    # what main did before: everything taken, flagged, marked disputed
+    services.payment_credits_settle(payment=payment, target=100, dispute_status="needs_response", reason="old bug")
+    assert Wallet.objects.get(user=alice).balance == 0
+
+    out = StringIO()
+    call_command("stripe_settle_payments", stdout=out)
+    assert "1 payment(s) changed" in out.getvalue()
+    wallet = Wallet.objects.get(user=alice)
+    assert (wallet.balance, wallet.debt, wallet.disputed_at) == (100, 0, None)
+    call_command("stripe_settle_payments", stdout=(again := StringIO()))
+    assert "0 payment(s) changed" in again.getvalue()
+
+
 # --- subscriptions --------------------------------------------------------------------------------------
 
 

@@ -289,9 +289,7 @@ def _flag_disputes(wallet: Wallet) -> None:
     """Flag (or unflag) the wallet for staff from the dispute status of all its owner's payments."""
     # Open, lost or appealed disputes, and any status Stripe adds that we don't know yet.
     flagged = (
-        Payment.objects.filter(user_id=wallet.user_id)
-        .exclude(dispute_status__in=["", *DISPUTE_RELEASES])
-        .exists()
+        Payment.objects.filter(user_id=wallet.user_id).exclude(dispute_status__in=["", *DISPUTE_RELEASES]).exists()
     )
     if flagged and wallet.disputed_at is None:
         Wallet.objects.filter(pk=wallet.pk).update(disputed_at=timezone.now())

@@ -8,6 +8,7 @@ the SDK, invoices without `payment_intent`, disputes with their real lifecycle s
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -55,12 +56,17 @@ def send(client, event: dict, capture):
 
 @dataclass
 class World:
-    """What Stripe holds about one person, in live shapes; `put` publishes it to the stand-in."""
+    """What Stripe holds about one person, in live shapes, as a timeline of steps: each step
+    changes some objects at Stripe and emits the events about it (each carrying the snapshot of
+    its moment). Live (the default), every step is published to the stand-in as it is built, so
+    read-backs see the final state; otherwise `steps` is replayed by the ordering property."""
 
     server: object
     user: object
+    live: bool = True
     customer: str = field(default_factory=lambda: shapes.new_id("cus"))
     objects: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
 
     def __post_init__(self):
         Customer.objects.get_or_create(user=self.user, defaults={"stripe_customer_id": self.customer})
@@ -70,8 +76,16 @@ class World:
         self.objects.extend(objs)
         self.server.put(*objs)
 
+    def step(self, objs: list[dict], events: list[dict]) -> list[dict]:
+        self.steps.append((copy.deepcopy(objs), list(events)))
+        if self.live:
+            self.publish(*objs)
+        else:
+            self.objects.extend(objs)
+        return list(events)
+
     def pack(self, slug: str, *, credits: int, cents: int, refunded: int = 0, dispute: str | None = None):
-        """A pack paid through Checkout; optionally refunded in part, or disputed (final status)."""
+        """A pack paid through Checkout; then optionally refunded in part, then optionally disputed."""
         intent_id, charge_id = shapes.new_id("pi"), shapes.new_id("ch")
         metadata = {"user": str(self.user.public_id), "kind": "pack", "offer": slug}
         intent = shapes.payment_intent(
@@ -81,15 +95,7 @@ class World:
             latest_charge=charge_id,
             metadata={**metadata, "credits": str(credits)},
         )
-        refunds = [shapes.refund(charge_id=charge_id, payment_intent=intent_id, amount=refunded)] if refunded else []
-        charge = shapes.charge(
-            id=charge_id,
-            customer=self.customer,
-            payment_intent=intent_id,
-            amount=cents,
-            refunds=refunds,
-            disputed=dispute is not None,
-        )
+        charge = shapes.charge(id=charge_id, customer=self.customer, payment_intent=intent_id, amount=cents)
         session = shapes.checkout_session(
             id=shapes.new_id("cs_test"),
             customer=self.customer,
@@ -98,52 +104,75 @@ class World:
             metadata=metadata,
             payment_intent=intent_id,
         )
-        self.publish(intent, charge, session)
-        events = [
-            shapes.event("checkout.session.completed", session),
-            shapes.event("payment_intent.succeeded", intent),
-            shapes.event("charge.succeeded", {**charge, "amount_refunded": 0, "refunded": False}),
-        ]
+        events = self.step(
+            [intent, charge, session],
+            [
+                shapes.event("checkout.session.completed", session),
+                shapes.event("payment_intent.succeeded", intent),
+                shapes.event("charge.succeeded", charge),
+            ],
+        )
         if refunded:
-            events += [shapes.event("charge.refunded", charge), shapes.event("charge.refund.updated", refunds[0])]
+            refund = shapes.refund(charge_id=charge_id, payment_intent=intent_id, amount=refunded)
+            charge = shapes.charge(
+                id=charge_id, customer=self.customer, payment_intent=intent_id, amount=cents, refunds=[refund]
+            )
+            events += self.step(
+                [charge, refund],
+                [shapes.event("charge.refunded", charge), shapes.event("charge.refund.updated", refund)],
+            )
         if dispute:
             events += self.dispute(charge, final=dispute)
         return events
 
     def dispute(self, charge: dict, *, final: str) -> list[dict]:
-        """A dispute (or inquiry) on a charge that ends in `final`; events carry the snapshots."""
+        """A dispute (or inquiry) on a charge, opened, reviewed, then (unless still open) closed as `final`."""
         inquiry = final.startswith("warning_")
         opened = DisputeStatus.WARNING_NEEDS_RESPONSE if inquiry else DisputeStatus.NEEDS_RESPONSE
         reviewed = DisputeStatus.WARNING_UNDER_REVIEW if inquiry else DisputeStatus.UNDER_REVIEW
         dispute = shapes.dispute(
-            charge_id=charge["id"], payment_intent=charge["payment_intent"], amount=charge["amount"], status=final
+            charge_id=charge["id"], payment_intent=charge["payment_intent"], amount=charge["amount"], status=opened
         )
-        self.publish(dispute, {**charge, "disputed": True})  # and it stays true after a win
-        events = [
-            shapes.event("charge.dispute.created", {**dispute, "status": opened}),
-            shapes.event("charge.dispute.updated", {**dispute, "status": reviewed}),
-        ]
-        if not inquiry:
-            events.append(shapes.event("charge.dispute.funds_withdrawn", {**dispute, "status": opened}))
-        if final in (DisputeStatus.WON, DisputeStatus.LOST, DisputeStatus.WARNING_CLOSED):
-            events.append(shapes.event("charge.dispute.closed", dispute))
-        if final == DisputeStatus.WON:
-            events.append(shapes.event("charge.dispute.funds_reinstated", dispute))
+        disputed_charge = {**charge, "disputed": True}  # and it stays true after a win
+        events = self.step(
+            [dispute, disputed_charge],
+            [shapes.event("charge.dispute.created", dispute)]
+            + ([] if inquiry else [shapes.event("charge.dispute.funds_withdrawn", dispute)]),
+        )
+        under_review = {**dispute, "status": reviewed}
+        events += self.step([under_review], [shapes.event("charge.dispute.updated", under_review)])
+        if final not in (opened, reviewed):
+            closed = {**dispute, "status": final}
+            events += self.step(
+                [closed],
+                [shapes.event("charge.dispute.closed", closed)]
+                + ([shapes.event("charge.dispute.funds_reinstated", closed)] if final == DisputeStatus.WON else []),
+            )
         return events
 
     def pro(self, *, renewals: int = 1, canceled: bool = True, disputed_renewal: str | None = None):
-        """Pro bought through Checkout, renewed `renewals` times, a proration invoice on the way,
-        optionally a dispute on the last renewal, then canceled (final states at Stripe)."""
+        """Pro bought through Checkout, renewed `renewals` times, a plan change billed as a
+        proration invoice, optionally a dispute on the last renewal, then canceled."""
         plan = Plan.objects.get(slug="pro")
         sub_id = shapes.new_id("sub")
-        start = int(time.time()) - (renewals * 30 + 1) * DAY
-        period_end = start + (renewals + 1) * 30 * DAY
-        events: list[dict] = []
-        invoices = []
-        reasons = ["subscription_create"] + ["subscription_cycle"] * renewals + ["subscription_update"]
-        for n, reason in enumerate(reasons):
-            period_start = start + min(n, renewals) * 30 * DAY
-            amount = plan.price_cents if reason != "subscription_update" else 250
+        now = int(time.time())
+        start = now - (renewals * 30 + 1) * DAY
+        meta = {"user": str(self.user.public_id), "kind": "plan", "offer": "pro"}
+
+        def sub(status, period_start, **kw):
+            return shapes.subscription(
+                id=sub_id,
+                customer=self.customer,
+                price_id=plan.stripe_price_id,
+                amount=plan.price_cents,
+                status=status,
+                period_start=period_start,
+                period_end=period_start + 30 * DAY,
+                metadata=meta,
+                **kw,
+            )
+
+        def paid_invoice(reason, period_start, amount):
             invoice_id, intent_id, charge_id = shapes.new_id("in"), shapes.new_id("pi"), shapes.new_id("ch")
             invoice = shapes.invoice(
                 id=invoice_id,
@@ -156,49 +185,63 @@ class World:
                 period_end=period_start + 30 * DAY,
             )
             intent = shapes.payment_intent(id=intent_id, customer=self.customer, amount=amount, latest_charge=charge_id)
-            charge = shapes.charge(
-                id=charge_id, customer=self.customer, payment_intent=intent_id, amount=amount, disputed=False
-            )
+            charge = shapes.charge(id=charge_id, customer=self.customer, payment_intent=intent_id, amount=amount)
             paid = shapes.invoice_payment(invoice_id=invoice_id, payment_intent=intent_id, amount=amount)
-            self.publish(invoice, intent, charge, paid)
-            invoices.append((invoice, charge))
-            events += [shapes.event("invoice.paid", invoice), shapes.event("invoice.payment_succeeded", invoice)]
-        if disputed_renewal:
-            events += self.dispute(invoices[-2][1], final=disputed_renewal)
+            return invoice, [invoice, intent, charge, paid], charge
 
-        def sub(status, **kw):
-            return shapes.subscription(
-                id=sub_id,
-                customer=self.customer,
-                price_id=plan.stripe_price_id,
-                amount=plan.price_cents,
-                status=status,
-                period_start=period_end - 30 * DAY,
-                period_end=period_end if not canceled else int(time.time()) - 60,
-                metadata={"user": str(self.user.public_id), "kind": "plan", "offer": "pro"},
-                **kw,
-            )
-
-        final = sub("canceled", canceled_at=int(time.time()) - 60) if canceled else sub("active")
-        self.publish(final)
+        invoice, objs, _ = paid_invoice("subscription_create", start, plan.price_cents)
         session = shapes.checkout_session(
             id=shapes.new_id("cs_test"),
             customer=self.customer,
             mode="subscription",
             amount=plan.price_cents,
-            metadata={"user": str(self.user.public_id), "kind": "plan", "offer": "pro"},
+            metadata=meta,
             subscription_id=sub_id,
-            invoice_id=invoices[0][0]["id"],
+            invoice_id=invoice["id"],
         )
-        self.publish(session)
-        events += [
-            shapes.event("checkout.session.completed", session),
-            shapes.event("customer.subscription.created", sub("incomplete")),
-            shapes.event("customer.subscription.updated", sub("active")),
-            shapes.event("customer.subscription.updated", sub("active", cancel_at_period_end=True)),
-        ]
+        created, active = sub("incomplete", start), sub("active", start)
+        events = self.step([created, *objs], [shapes.event("customer.subscription.created", created)])
+        events += self.step(
+            [active, session],
+            [
+                shapes.event("invoice.paid", invoice),
+                shapes.event("invoice.payment_succeeded", invoice),
+                shapes.event("customer.subscription.updated", active),
+                shapes.event("checkout.session.completed", session),
+            ],
+        )
+        period_start, renewal_charge = start, None
+        for _ in range(renewals):
+            period_start += 30 * DAY
+            renewed = sub("active", period_start)
+            invoice, objs, renewal_charge = paid_invoice("subscription_cycle", period_start, plan.price_cents)
+            events += self.step(
+                [renewed, *objs],
+                [
+                    shapes.event("customer.subscription.updated", renewed),
+                    shapes.event("invoice.paid", invoice),
+                    shapes.event("invoice.payment_succeeded", invoice),
+                ],
+            )
+        proration, objs, _ = paid_invoice("subscription_update", period_start, 250)
+        events += self.step(objs, [shapes.event("invoice.paid", proration)])
+        if disputed_renewal and renewal_charge:
+            events += self.dispute(renewal_charge, final=disputed_renewal)
+        ending = sub("active", period_start, cancel_at_period_end=True)
+        events += self.step([ending], [shapes.event("customer.subscription.updated", ending)])
         if canceled:
-            events.append(shapes.event("customer.subscription.deleted", final))
+            gone = shapes.subscription(
+                id=sub_id,
+                customer=self.customer,
+                price_id=plan.stripe_price_id,
+                amount=plan.price_cents,
+                status="canceled",
+                period_start=now - 30 * DAY,
+                period_end=now - 60,
+                canceled_at=now - 60,
+                metadata=meta,
+            )
+            events += self.step([gone], [shapes.event("customer.subscription.deleted", gone)])
         return events
 
 
@@ -604,13 +647,21 @@ class _Rollback(Exception):
         self.result = result
 
 
-def play(client, user, deliveries, capture, *, reprocess=()) -> dict:
-    """Deliver events (and staff reprocessing of stored ones), return the outcome, undo it all."""
+def play(client, user, server, steps, schedule, capture, *, reprocess=()) -> dict:
+    """Replay a story's timeline at Stripe and deliver its events on `schedule` (a list of
+    (slot, tiebreak, step index, event)): an event is never delivered before the step that emitted
+    it, so each read-back sees Stripe as it was then or later. Then staff reprocess some stored
+    events. Returns the outcome and undoes it all (database and the stand-in's objects)."""
+    server.unpublish_all()
     try:
         with transaction.atomic():
-            for step in deliveries:
-                response = send(client, step, capture)
-                assert response.status_code == 200, response.content
+            last_slot = max([len(steps) - 1, *(slot for slot, *_ in schedule)])
+            for slot in range(last_slot + 1):
+                if slot < len(steps):
+                    server.put(*steps[slot][0])
+                for _, _, _, event in sorted((d for d in schedule if d[0] == slot), key=lambda d: d[1]):
+                    response = send(client, event, capture)
+                    assert response.status_code == 200, response.content
             for event_id in reprocess:
                 stored = StripeEvent.objects.get(event_id=event_id)
                 payment_services.stripe_event_process(event_pk=stored.pk, force=True)
@@ -622,19 +673,24 @@ def play(client, user, deliveries, capture, *, reprocess=()) -> dict:
 
 
 @pytest.fixture
-def story(world):
+def story(payments, alice):
     """Pack bought and refunded in part; Pro created, renewed, its renewal disputed and lost, then
-    canceled; an inquiry opened and closed; a dispute won."""
-    events = world.pack("500", credits=500, cents=2000, refunded=500)
-    events += world.pro(renewals=1, canceled=True, disputed_renewal="lost")
-    events += world.pack("100", credits=100, cents=500, dispute="warning_closed")
-    events += world.pack("2000", credits=2000, cents=6000, dispute="won")
-    return events
+    canceled; an inquiry opened and closed; a dispute won. Returns the timeline and its events
+    with the step that emitted each."""
+    world = World(server=payments, user=alice, live=False)
+    world.pack("500", credits=500, cents=2000, refunded=500)
+    world.pro(renewals=1, canceled=True, disputed_renewal="lost")
+    world.pack("100", credits=100, cents=500, dispute="warning_closed")
+    world.pack("2000", credits=2000, cents=6000, dispute="won")
+    emitted = [(index, event) for index, (_, events) in enumerate(world.steps) for event in events]
+    return world.steps, emitted
 
 
 @pytest.fixture
-def natural(signed_in, alice, story, django_capture_on_commit_callbacks):
-    result = play(signed_in, alice, story, django_capture_on_commit_callbacks)
+def natural(signed_in, alice, payments, story, django_capture_on_commit_callbacks):
+    steps, emitted = story
+    schedule = [(index, n, index, event) for n, (index, event) in enumerate(emitted)]
+    result = play(signed_in, alice, payments, steps, schedule, django_capture_on_commit_callbacks)
     # 375 (pack, a quarter refunded) + 600 + 600 - 600 (renewal lost in dispute) + 100 + 2000
     assert (result["balance"], result["debt"], result["flagged"], result["is_pro"]) == (3075, 0, True, False)
     assert result["ledger_sum"] == result["balance"]
@@ -643,16 +699,36 @@ def natural(signed_in, alice, story, django_capture_on_commit_callbacks):
     return result
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_any_order_and_repetition_of_the_events_ends_in_the_natural_outcome(
-    signed_in, alice, story, natural, data, django_capture_on_commit_callbacks
+def test_the_natural_order_holds_then_gives_back_along_the_way(
+    signed_in, alice, payments, story, django_capture_on_commit_callbacks
 ):
-    order = data.draw(st.permutations(story), label="order")
-    again = data.draw(st.lists(st.sampled_from(story), max_size=8), label="redelivered")
-    deliveries = list(order)
-    for event in again:  # each redelivery lands somewhere after its first delivery
-        first = deliveries.index(event)
-        deliveries.insert(data.draw(st.integers(first + 1, len(deliveries))), event)
-    reprocess = data.draw(st.lists(st.sampled_from([e["id"] for e in story]), max_size=4), label="staff reprocess")
-    assert play(signed_in, alice, deliveries, django_capture_on_commit_callbacks, reprocess=reprocess) == natural
+    """Delivered as they happen, the won dispute first holds its 2,000 credits, then gives them
+    back: the property below compares every other order against a path that moved both ways."""
+    steps, emitted = story
+    won_at = next(i for i, e in emitted if e["type"] == "charge.dispute.funds_reinstated")
+    schedule = [(index, n, index, event) for n, (index, event) in enumerate(emitted) if index < won_at]
+    held = play(signed_in, alice, payments, steps[:won_at], schedule, django_capture_on_commit_callbacks)
+    assert held["flagged"]
+    assert [p[2:] for p in held["payments"] if p[2] == 2000] == [(2000, 2000, "under_review")]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_delay_order_and_repetition_of_the_events_ends_in_the_natural_outcome(
+    signed_in, alice, payments, story, natural, data, django_capture_on_commit_callbacks
+):
+    steps, emitted = story
+    delays = data.draw(st.lists(st.integers(0, 6), min_size=len(emitted), max_size=len(emitted)), label="delays")
+    ties = data.draw(st.permutations(range(len(emitted))), label="order within a moment")
+    schedule = [
+        (index + delay, tie, index, event) for (index, event), delay, tie in zip(emitted, delays, ties, strict=True)
+    ]
+    again = data.draw(
+        st.lists(st.tuples(st.integers(0, len(emitted) - 1), st.integers(0, 8)), max_size=10), label="redelivered"
+    )
+    for n, extra in again:  # Stripe delivers again, some time after it first did
+        slot, tie, index, event = schedule[n]
+        schedule.append((slot + extra, tie + 0.5, index, event))
+    reprocess = data.draw(st.lists(st.sampled_from([e["id"] for _, e in emitted]), max_size=4), label="staff reprocess")
+    result = play(signed_in, alice, payments, steps, schedule, django_capture_on_commit_callbacks, reprocess=reprocess)
+    assert result == natural

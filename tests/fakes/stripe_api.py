@@ -664,6 +664,10 @@ class StripeAPIServer:
             for obj in objects:
                 self._published[obj["id"]] = copy.deepcopy(obj)
 
+    def unpublish_all(self) -> None:
+        with self._lock:
+            self._published.clear()
+
     def _published_get(self, path: str) -> dict | None:
         match = _PUBLISHED_PATH.fullmatch(path)
         if not match:

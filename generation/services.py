@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -420,18 +421,27 @@ def generation_run(*, generation_id: int, wait: float | None = None) -> None:
         webhooks = provider.supports_webhooks
         wait = settings.GENERATION_WEBHOOK_INLINE_WAIT if webhooks else settings.GENERATION_INLINE_WAIT
     deadline = time.monotonic() + wait
-    interval = settings.GENERATION_POLL_INTERVAL
+    running_since = time.monotonic() - (timezone.now() - (generation.started_at or timezone.now())).total_seconds()
     while not state.is_terminal:
         if time.monotonic() >= deadline:
             Generation.objects.filter(pk=generation.pk).update(last_polled_at=timezone.now())
             return  # hand off: the webhook or the beat poller finishes it
-        time.sleep(interval)
+        time.sleep(_poll_interval(time.monotonic() - running_since))
         # Marking the poll keeps the beat poller off jobs a worker is already watching.
         if not Generation.objects.filter(pk=generation.pk, status=Status.RUNNING).update(last_polled_at=timezone.now()):
             return  # canceled or finished by a webhook meanwhile
         state = provider.fetch(state.id)
-        interval = min(interval * 1.2, settings.GENERATION_POLL_MAX_INTERVAL)
     generation_apply_state(generation_id=generation.pk, state=state)
+
+
+# Between polls the worker waits a tenth of the time the job has run so far (within
+# GENERATION_POLL_INTERVAL .. GENERATION_POLL_MAX_INTERVAL): a result is noticed at most ~10 %
+# after it is ready (0.1 s late for a 1 s image), while a long 3D job costs about one read a second.
+POLL_FRACTION = 0.1
+
+
+def _poll_interval(elapsed: float) -> float:
+    return min(max(settings.GENERATION_POLL_INTERVAL, elapsed * POLL_FRACTION), settings.GENERATION_POLL_MAX_INTERVAL)
 
 
 def generation_apply_state(*, generation_id: int, state: PredictionState) -> None:
@@ -470,7 +480,7 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
 
     The copy (streamed, possibly large and slow) happens without a lock or an open transaction;
     only the short bookkeeping at the end locks the row. The job is visible as done as soon as
-    its outputs are stored: thumbnails are made after, by their own task. If another finisher
+    its outputs are stored: the thumbnail is made after, in a step of its own. If another finisher
     (webhook vs poller) or a cancel got there first, this one deletes what it copied and leaves
     the job alone.
 
@@ -482,13 +492,15 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
     if generation is None or generation.status != Status.RUNNING:
         return  # already finished, failed or canceled
     stored: list[str] = []
+    finished = False
     try:
         if not state.outputs:
             message = NO_MODEL_FILE if generation.kind == Kind.IMAGE_TO_3D else NO_OUTPUT
             raise ProviderError(message, detail=state.error or "succeeded without output")
         provider = get_provider(generation.model.provider)
         outputs = state.outputs[:1] if generation.kind == Kind.IMAGE_TO_3D else state.outputs[:4]
-        assets = [_copy_output(generation, provider, ref, index, stored) for index, ref in enumerate(outputs)]
+        copied = [_copy_output(generation, provider, ref, index, stored) for index, ref in enumerate(outputs)]
+        assets, preview_source = [asset for asset, _ in copied], copied[0][1]
         with transaction.atomic():
             locked = Generation.objects.select_for_update().filter(pk=generation_id, status=Status.RUNNING).first()
             if locked is None:
@@ -503,7 +515,7 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
             )
             if not billing.credits_capture(reference=generation.reservation_reference):
                 logger.error("generation %s succeeded but its credits were not reserved any more", generation.pk)
-            transaction.on_commit(lambda: _enqueue_thumbnail(generation.pk))
+        finished = True
     except _LostRace:
         _discard(stored)  # someone else finished or canceled it meanwhile
     except ProviderError as exc:
@@ -519,6 +531,8 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
     except BaseException:
         _discard(stored)
         raise
+    if finished:
+        _thumbnail_now_or_later(generation.pk, preview_source)
 
 
 class _LostRace(Exception):
@@ -532,17 +546,29 @@ def _discard(keys: list[str]) -> None:
     storage.delete_keys([key for key in keys if key not in kept])
 
 
-def _copy_output(generation: Generation, provider, ref, index: int, stored: list[str]) -> Asset:
-    """Stream one output into storage; returns its unsaved Asset row.
+def _copy_output(generation: Generation, provider, ref, index: int, stored: list[str]) -> tuple[Asset, bytes | None]:
+    """Stream one output into storage; returns its unsaved Asset row, and for the first image
+    its bytes when small enough to make the thumbnail from without reading it back.
 
     What the file is comes from its first bytes (the provider's word is not trusted); the rest
-    streams on into storage without being held in memory.
+    streams on into storage.
     """
     chunks = storage.Peek(provider.open_output(ref), head_bytes=IDENTIFY_BYTES)
     mime, ext, width, height = _identify(generation.kind, chunks.head, chunks.complete)
     key = f"{generation.storage_prefix}/output-{index}.{ext}"
     stored.append(key)  # a half-written object is cleaned up too
-    saved = storage.save_stream(key, chunks, max_bytes=settings.OUTPUT_MAX_BYTES)
+    kept = bytearray() if index == 0 and mime != GLB_MIME else None
+
+    def keeping() -> Iterator[bytes]:
+        nonlocal kept
+        for chunk in chunks:
+            if kept is not None and len(kept) + len(chunk) <= PREVIEW_SOURCE_MAX_BYTES:
+                kept += chunk
+            else:
+                kept = None
+            yield chunk
+
+    saved = storage.save_stream(key, keeping(), max_bytes=settings.OUTPUT_MAX_BYTES)
     if saved.key != key:
         stored.append(saved.key)
     return Asset(
@@ -555,7 +581,7 @@ def _copy_output(generation: Generation, provider, ref, index: int, stored: list
         sha256=saved.sha256,
         width=width,
         height=height,
-    )
+    ), (bytes(kept) if kept is not None else None)
 
 
 # Enough of the file for Pillow to read an image's header (dimensions) even behind large metadata.
@@ -585,6 +611,23 @@ def _identify(kind: str, head: bytes, complete: bool) -> tuple[str, str, int | N
 # --- thumbnails (after the job is done) -------------------------------------------------------------
 
 
+# Images up to this size are kept in memory while they stream, for the thumbnail.
+PREVIEW_SOURCE_MAX_BYTES = 32 * 1024 * 1024
+
+
+def _thumbnail_now_or_later(generation_id: int, source: bytes | None) -> None:
+    """After the job is visible: its thumbnail from the bytes just copied, or, when they were
+    not kept (large files; a 3D model's poster comes from its input), by a task of its own."""
+    if source is None:
+        _enqueue_thumbnail(generation_id)
+        return
+    try:
+        generation_thumbnail(generation_id=generation_id, source=source)
+    except Exception:  # the result is delivered already; the task tries the preview again
+        logger.exception("thumbnail of generation %s failed; queued to try again", generation_id)
+        _enqueue_thumbnail(generation_id)
+
+
 def _enqueue_thumbnail(generation_id: int) -> None:
     from generation.tasks import make_thumbnail
 
@@ -594,9 +637,10 @@ def _enqueue_thumbnail(generation_id: int) -> None:
         logger.exception("could not queue the thumbnail of generation %s", generation_id)
 
 
-def generation_thumbnail(*, generation_id: int) -> bool:
+def generation_thumbnail(*, generation_id: int, source: bytes | None = None) -> bool:
     """Make the small WebP preview of a finished job (from the output image, or for a 3D model
-    from its input picture). Idempotent; True if this call added it."""
+    from its input picture; `source` is the first output's bytes when the caller has them).
+    Idempotent; True if this call added it."""
     generation = Generation.objects.select_related("owner").filter(pk=generation_id).first()
     if generation is None or generation.status != Status.SUCCEEDED:
         return False
@@ -604,10 +648,12 @@ def generation_thumbnail(*, generation_id: int) -> bool:
     if generation.assets.filter(role=AssetRole.THUMBNAIL).exists():
         return False
     output = assets.get((AssetRole.OUTPUT, 0))
-    source = output if output is not None and output.mime_type != GLB_MIME else assets.get((AssetRole.INPUT, 0))
-    if source is None:
+    is_image = output is not None and output.mime_type != GLB_MIME
+    picture = output if is_image else assets.get((AssetRole.INPUT, 0))
+    if picture is None:
         return False
-    thumb = _thumbnail(storage.read_bytes(source.storage_key))
+    source_bytes = source if is_image else None
+    thumb = _thumbnail(source_bytes if source_bytes is not None else storage.read_bytes(picture.storage_key))
     if thumb is None:
         return False
     saved = storage.save_bytes(f"{generation.storage_prefix}/thumb-0.webp", thumb[0])

@@ -219,6 +219,9 @@ class _Handler(BaseHTTPRequestHandler):
     state: _State
     server_obj: ReplicateAPIServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; without TCP_NODELAY a kept-alive connection
+    # (the provider's pooled clients) waits ~40 ms for the client's delayed ACK before the body.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:  # keep test output quiet
         return

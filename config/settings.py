@@ -402,8 +402,8 @@ WEBHOOK_BASE_URL = WEBHOOK_BASE_URL or (SITE_URL if SITE_URL.startswith("https:/
 # (WEBHOOK_BASE_URL set) it waits only GENERATION_WEBHOOK_INLINE_WAIT.
 GENERATION_INLINE_WAIT = env.float("GENERATION_INLINE_WAIT", default=120.0)
 GENERATION_WEBHOOK_INLINE_WAIT = env.float("GENERATION_WEBHOOK_INLINE_WAIT", default=0.0)
-# The worker polls the provider from POLL_INTERVAL, growing by 20% per poll up to POLL_MAX_INTERVAL:
-# quick results are seen quickly, long 3D jobs cost about one request a second.
+# Between polls the worker waits a tenth of the time the job has run, within POLL_INTERVAL ..
+# POLL_MAX_INTERVAL: quick results are seen quickly, long 3D jobs cost about one request a second.
 GENERATION_POLL_INTERVAL = env.float("GENERATION_POLL_INTERVAL", default=0.1)
 GENERATION_POLL_MAX_INTERVAL = env.float("GENERATION_POLL_MAX_INTERVAL", default=1.0)
 GENERATION_STUCK_AFTER = env.int("GENERATION_STUCK_AFTER", default=30 * 60)  # seconds before a job is failed

@@ -20,18 +20,19 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt constraints.txt | $(BIN)/pyt
 	$(PIP) install -q -r requirements-dev.txt -c constraints.txt
 	touch $@ $(VENV)/.runtime
 
+# Migrates, ensures the demo account, then runs the web server and (with no broker configured) a
+# Celery worker with beat inside it on a filesystem broker under var/broker; Ctrl-C stops both.
+# See config/devserver.py.
 run: $(VENV)/.runtime
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py ensure_demo_user
-	@echo "Atelier is starting on http://$(HOST):$(PORT)/"
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python -m config.devserver $(HOST):$(PORT)
 
 test: $(VENV)/.dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# With a broker (REDIS_URL or CELERY_BROKER_URL) run both beside the web server: `make worker`
-# runs the queued jobs, `make beat` is the clock (exactly one per deployment) that finishes or
-# refunds jobs a dead worker left behind; see "What runs where" in the README.
+# With a broker server (REDIS_URL or CELERY_BROKER_URL) `make run` starts no worker; run both
+# beside it: `make worker` runs the queued jobs, `make beat` is the clock (exactly one per
+# deployment) that finishes or refunds jobs a dead worker left behind; see "What runs where" in
+# the README.
 worker: $(VENV)/.runtime
 	$(BIN)/celery -A config worker -l info --concurrency=$${CELERY_CONCURRENCY:-2}
 
@@ -55,4 +56,4 @@ check-deploy: $(VENV)/.runtime
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:
-	rm -rf $(VENV) var/atelier.sqlite3 .pytest_cache
+	rm -rf $(VENV) var/atelier.sqlite3 var/atelier.sqlite3-wal var/atelier.sqlite3-shm var/broker .pytest_cache

@@ -1,7 +1,8 @@
 """Atelier settings: one module, read from the environment.
 
 With no environment at all this is the embedded default (`make run`): SQLite under
-`var/`, files under `var/media`, Celery eager, console email, offline local provider.
+`var/`, files under `var/media`, a Celery worker on a filesystem broker under `var/broker`,
+console email, offline local provider.
 `DJANGO_ENV=production` selects production; it differs only by environment values, and
 integrations switch on by the presence of their keys.
 """
@@ -141,6 +142,15 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default writes from two processes (web and worker). WAL lets readers and one
+    # writer work side by side; IMMEDIATE takes the write lock when a transaction begins, so two
+    # transactions never both read and then deadlock on upgrading ("database is locked" at once,
+    # which no timeout cures); the timeout makes a writer wait its turn instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    DATABASES["default"]["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -293,10 +303,22 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Celery ---------------------------------------------------------------------------
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL) or "memory://"
-BROKER_CONFIGURED = CELERY_BROKER_URL != "memory://"
-# With no broker the embedded default runs tasks inline, in the web process.
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=not BROKER_CONFIGURED)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# A broker server (Redis): `make worker` and `make beat` run beside the web server.
+BROKER_CONFIGURED = CELERY_BROKER_URL not in {"", "memory://"}
+# Without one, development still runs jobs in the background, as production does: kombu's
+# filesystem transport (message files under var/broker/, no server) and one worker with beat
+# inside it, which `make run` starts beside the web server (config/devserver.py).
+# CELERY_TASK_ALWAYS_EAGER=true opts out: tasks then run inline, in the web request that queued
+# them. Production without a broker keeps inline tasks (nothing there starts a worker for it).
+# The test suite runs tasks inline through its fixture (tests/fixtures.py), whatever this says.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=PRODUCTION and not BROKER_CONFIGURED)
+EMBEDDED_BROKER = not BROKER_CONFIGURED and not CELERY_TASK_ALWAYS_EAGER
+EMBEDDED_BROKER_DIR = VAR_DIR / "broker"
+if EMBEDDED_BROKER:
+    CELERY_BROKER_URL = "filesystem://localhost/"  # the host is ignored; naming it keeps kombu quiet
+elif not BROKER_CONFIGURED:
+    CELERY_BROKER_URL = "memory://"
 # Inline tasks behave like a worker's: an error is recorded on the job (and logged), it does not
 # turn the web request that queued it into a 500 page; Celery's retries run inline too.
 CELERY_TASK_EAGER_PROPAGATES = False
@@ -310,6 +332,22 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=15 * 60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=16 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 60 * 60)}
+if EMBEDDED_BROKER:
+    # Producers write and the worker reads the same folder. The transport hands a message over by
+    # moving its file away: there is no visibility timeout. A worker stopped normally puts its
+    # unfinished tasks back; one killed with -9 loses them, and beat's stuck sweeper
+    # (GENERATION_STUCK_AFTER) then fails and refunds those jobs.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(EMBEDDED_BROKER_DIR / "queue"),
+        "data_folder_out": str(EMBEDDED_BROKER_DIR / "queue"),
+        "control_folder": str(EMBEDDED_BROKER_DIR / "control"),
+        "polling_interval": env.float("CELERY_FILESYSTEM_POLLING_INTERVAL", default=0.25),
+    }
+    for _folder in ("queue", "control"):
+        (EMBEDDED_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    # Remote control (celery inspect/control) broadcasts to a mailbox file per worker name, which
+    # would pile up across restarts; nothing in Atelier uses it.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TIMEZONE = "UTC"

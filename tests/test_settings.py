@@ -41,7 +41,7 @@ def test_no_environment_gives_the_embedded_default():
     assert result.stdout.split() == [
         "django.db.backends.sqlite3",
         "django.core.files.storage.FileSystemStorage",
-        "True",
+        "False",  # a real worker on the filesystem broker (tests/test_embedded_worker.py)
         "django.core.mail.backends.console.EmailBackend",
         "True",
     ]

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -524,6 +525,9 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
             exc.prediction_finished = True  # giving up later must not cancel a finished prediction
             raise
         generation_fail(generation_id=generation_id, message=str(exc), detail=exc.detail, cancel_remote=False)
+    except SoftTimeLimitExceeded:
+        _discard(stored)
+        raise  # the task hands the job to the poller, which copies it again
     except Exception as exc:
         _discard(stored)
         logger.exception("generation %s: saving the result failed", generation_id)

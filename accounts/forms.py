@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from allauth.account.forms import ChangePasswordForm as AllauthChangePasswordForm
+from allauth.account.forms import LoginForm as AllauthLoginForm
+from allauth.account.forms import ResetPasswordKeyForm as AllauthResetPasswordKeyForm
 from allauth.account.forms import SignupForm as AllauthSignupForm
 from allauth.socialaccount.forms import SignupForm as AllauthSocialSignupForm
 from django import forms
@@ -94,3 +97,34 @@ class CompleteProfileForm(AgeGateFields):
 class ProfileForm(forms.Form):
     display_name = forms.CharField(label="Display name", max_length=80, required=False)
     remove_avatar = forms.BooleanField(label="Remove my avatar picture", required=False)
+
+
+# allauth's own labels and placeholders are Title Case ("Remember Me", "New Password"); ours
+# are sentences, and a field with a visible label needs no placeholder repeating it.
+
+
+def _relabel(form: forms.Form, labels: dict[str, str]) -> None:
+    for name, label in labels.items():
+        if name in form.fields:
+            form.fields[name].label = label
+            form.fields[name].widget.attrs.pop("placeholder", None)
+
+
+class LoginForm(AllauthLoginForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _relabel(self, {"remember": "Keep me signed in on this device"})
+
+
+class ChangePasswordForm(AllauthChangePasswordForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _relabel(
+            self, {"oldpassword": "Current password", "password1": "New password", "password2": "New password (again)"}
+        )
+
+
+class ResetPasswordKeyForm(AllauthResetPasswordKeyForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _relabel(self, {"password1": "New password", "password2": "New password (again)"})

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
 from allauth.socialaccount.models import SocialAccount
 from allauth.socialaccount.providers.google import views as google_views
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -47,13 +48,13 @@ def complete(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = ""
     if request.user.has_accepted_terms:
-        return redirect(next_url or "accounts:profile")
+        return redirect(next_url or settings.LOGIN_REDIRECT_URL)
     if request.method == "POST":
         form = CompleteProfileForm(request.POST)
         if form.is_valid():
             services.user_accept_terms(user=request.user)
             messages.success(request, "Thanks — you're all set.")
-            return redirect(next_url or "accounts:profile")
+            return redirect(next_url or settings.LOGIN_REDIRECT_URL)
     else:
         form = CompleteProfileForm()
     return render(request, "accounts/complete.html", {"form": form, "next": next_url})

@@ -62,11 +62,12 @@ def screenshot(page, name: str) -> Path:
 
 
 def sign_in(page, user) -> None:
-    """Sign in through the real form (users from tests.factories share one password)."""
+    """Sign in through the real form (users from tests.factories share one password); people
+    land on the create page."""
     from tests.factories import PASSWORD
 
     page.goto("/accounts/login/")
     page.get_by_label("Email").fill(user.email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    page.wait_for_url("**/account/profile/")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url("**/create/")

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from allauth.socialaccount.providers.google.views import GoogleOAuth2Adapter
+from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
@@ -41,7 +42,7 @@ def test_email_sign_up_verify_sign_in_edit_profile_sign_out(page, live_server):
     page.get_by_label("Password (again)").fill(PASSWORD)
     page.get_by_label("Date of birth").fill(adult())
     page.get_by_label(re.compile("I have read and accept")).check()
-    page.get_by_role("button", name="Sign Up").click()
+    page.get_by_role("button", name="Create my account").click()
 
     page.get_by_role("heading", name="Check your inbox").wait_for()
     user = User.objects.get(email="carol@example.com")
@@ -51,16 +52,22 @@ def test_email_sign_up_verify_sign_in_edit_profile_sign_out(page, live_server):
     page.goto(link)
     page.get_by_role("button", name="Confirm").click()
 
-    # Confirming in the same browser signs the person in; sign out and back in to prove the password.
-    page.wait_for_url("**/account/profile/")
+    # Confirming in the same browser signs the person in, on the create page, welcomed once.
+    page.wait_for_url("**/create/")
+    credits = settings.FREE_CREDITS_ON_SIGNUP
+    page.get_by_text(f"Welcome to Atelier, Carol! Your {credits} free credits are ready").wait_for()
+    # Sign out and back in to prove the password.
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(live_server.url + "/")
     page.get_by_role("link", name="Sign in").first.click()
     screenshot(page, "signin")
     page.get_by_label("Email").fill("carol@example.com")
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
+    page.wait_for_url("**/create/")
+    page.get_by_text("Welcome back, Carol.").wait_for()
+    page.get_by_role("link", name="Account").click()
     page.wait_for_url("**/account/profile/")
     page.get_by_label("Display name").fill("Carol the Painter")
     page.get_by_role("button", name="Save profile").click()
@@ -82,7 +89,7 @@ def test_age_gate_refusal_creates_no_account(page):
     page.get_by_label("Password (again)").fill(PASSWORD)
     page.get_by_label("Date of birth").fill((timezone.localdate() - dt.timedelta(days=365 * 10)).isoformat())
     page.get_by_label(re.compile("I have read and accept")).check()
-    page.get_by_role("button", name="Sign Up").click()
+    page.get_by_role("button", name="Create my account").click()
 
     page.get_by_text("Atelier is only for people aged 13 or older").wait_for()
     screenshot(page, "signup-age-refused")
@@ -95,7 +102,7 @@ def test_sign_up_errors_show_beside_the_fields(page):
     page.get_by_label("Email").fill("not-an-email")
     page.get_by_label("Password", exact=True).fill("short")
     page.get_by_label("Password (again)").fill("different")
-    page.get_by_role("button", name="Sign Up").click()
+    page.get_by_role("button", name="Create my account").click()
     page.get_by_text("Enter a valid email address.").wait_for()
     assert page.get_by_text("Enter your date of birth.").is_visible()
     assert page.get_by_text("You need to accept the privacy policy to continue.").is_visible()
@@ -144,7 +151,8 @@ def test_google_sign_in_asks_for_age_and_policy_then_signs_in(page, fake_google)
     page.get_by_label(re.compile("I have read and accept")).check()
     page.get_by_role("button", name="Create my account").click()
 
-    page.wait_for_url("**/account/profile/")
+    page.wait_for_url("**/create/")
+    page.goto("/account/profile/")
     assert page.get_by_role("heading", name="Alice Example").is_visible()
     user = User.objects.get(email="alice.example@gmail.com")
     assert user.has_accepted_terms
@@ -158,5 +166,5 @@ def test_google_sign_in_asks_for_age_and_policy_then_signs_in(page, fake_google)
     page.get_by_role("button", name="Sign out").click()
     page.goto("/accounts/login/")
     page.get_by_role("button", name="Continue with Google").click()
-    page.wait_for_url("**/account/profile/")
+    page.wait_for_url("**/create/")
     assert User.objects.count() == 1

@@ -83,7 +83,7 @@ def test_completion_form_ignores_offsite_next(client):
         reverse("accounts:complete"),
         {"birth_date": "1990-05-01", "accept_policy": "on", "next": "https://evil.example/"},
     )
-    assert response["Location"] == reverse("accounts:profile")
+    assert response["Location"] == reverse("generation:create")
 
 
 def test_demo_user_command_creates_an_account_that_can_sign_in(client, settings):

@@ -129,7 +129,7 @@ def test_tampered_verification_link_is_refused_and_verifies_nothing(client):
     assert link
     response = client.get(reverse("account_confirm_email", args=[link.group(1)[:-3] + "xyz"]))
 
-    assert "This email confirmation link expired or is invalid" in response.content.decode()
+    assert "This confirmation link has expired or is invalid." in response.content.decode()
     assert not EmailAddress.objects.get(email="newcomer@example.com").verified
 
 
@@ -143,8 +143,8 @@ def test_verification_link_verifies_and_then_sign_in_works(client):
     response = client.post(
         reverse("account_login"), {"login": "newcomer@example.com", "password": PASSWORD}, follow=True
     )
-    assert response.redirect_chain[-1][0] == reverse("accounts:profile")
-    assert "New Comer" in response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("generation:create")
+    assert "Welcome back, New Comer." in response.content.decode()  # the welcome came with the confirmation
 
 
 def test_repeated_wrong_passwords_are_rate_limited(client, alice):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from contextlib import contextmanager
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -11,6 +13,8 @@ from django.utils import timezone
 
 from accounts.errors import UnderMinimumAge
 from accounts.models import User
+
+logger = logging.getLogger(__name__)
 
 
 def age_on(*, birth_date: dt.date, today: dt.date) -> int:
@@ -72,3 +76,94 @@ def demo_user_ensure(*, email: str, password: str) -> tuple[User, bool]:
         memo="Demo account credits",
     )
     return user, created
+
+
+# The demo account's first look: a few finished pieces from the offline models, one of each kind.
+# (model slug, parameters, input) where input names an earlier sample whose output is the picture.
+DEMO_SAMPLES: list[tuple[str, dict, str | None]] = [
+    (
+        "local-canvas",
+        {
+            "prompt": "a lighthouse at dawn, calm sea, seagulls",
+            "style": "watercolor",
+            "aspect_ratio": "16:9",
+            "seed": 7,
+        },
+        None,
+    ),
+    (
+        "local-canvas",
+        {"prompt": "a fox curled up in autumn leaves", "style": "anime", "aspect_ratio": "1:1", "seed": 42},
+        None,
+    ),
+    (
+        "local-canvas",
+        {"prompt": "a neon city street in the rain", "style": "pixel-art", "aspect_ratio": "4:5", "seed": 1999},
+        None,
+    ),
+    ("local-restyle", {"prompt": "make it a snowy winter morning", "strength": 0.6, "seed": 11}, "local-canvas:0"),
+    ("local-relief", {}, "local-canvas:1"),
+]
+
+
+@contextmanager
+def _tasks_inline():
+    """Run queued tasks in this process, as the eager mode does, whatever broker is configured:
+    the samples are finished before the command returns and no worker needs to be running."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = before
+
+
+def demo_samples_ensure(*, user: User) -> int:
+    """Give an account with no generations a few finished samples from the offline models, made
+    through `generation_submit` and run at once with the local provider (they cost the account
+    their credits, like any job). Does nothing if the account has made anything already, or if the
+    offline models are switched off. Returns how many samples finished."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from billing.errors import BillingError
+    from generation import storage
+    from generation.errors import GenerationError
+    from generation.models import AssetRole, CatalogEntry, Generation, Status
+    from generation.services import GenerationSpec, generation_submit
+
+    if Generation.objects.filter(owner=user).exists():
+        return 0
+    entries = {e.slug: e for e in CatalogEntry.objects.filter(slug__in={slug for slug, _, _ in DEMO_SAMPLES})}
+    made: dict[str, list[Generation]] = {}
+    finished = 0
+    with _tasks_inline():
+        for slug, values, source in DEMO_SAMPLES:
+            entry = entries.get(slug)
+            if entry is None or not entry.enabled:
+                continue
+            upload = None
+            if source is not None:
+                source_slug, index = source.split(":")
+                done = made.get(source_slug, [])
+                if len(done) <= int(index):
+                    continue
+                output = done[int(index)].assets.filter(role=AssetRole.OUTPUT).order_by("index").first()
+                if output is None:
+                    continue
+                upload = SimpleUploadedFile("sample.png", storage.read_bytes(output.storage_key), "image/png")
+            try:
+                generation = generation_submit(
+                    user=user, spec=GenerationSpec(model=entry, values=values, image_upload=upload)
+                )
+            except (GenerationError, BillingError) as exc:  # a sample is a nicety, never a blocker
+                logger.warning("demo sample %s was not made: %s", slug, exc)
+                continue
+            generation.refresh_from_db()
+            if generation.status == Status.SUCCEEDED:
+                made.setdefault(slug, []).append(generation)
+                finished += 1
+            else:
+                logger.warning("demo sample %s ended %s: %s", slug, generation.status, generation.error_message)
+    return finished

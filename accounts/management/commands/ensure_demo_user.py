@@ -7,10 +7,13 @@ from accounts import services
 
 
 class Command(BaseCommand):
-    help = "Create (or reset) the demo account and print its credentials."
+    help = "Create (or reset) the demo account, give it sample generations once, and print its credentials."
 
     def handle(self, *args, **options) -> None:
         email, password = settings.DEMO_USER_EMAIL, settings.DEMO_USER_PASSWORD
-        _, created = services.demo_user_ensure(email=email, password=password)
+        user, created = services.demo_user_ensure(email=email, password=password)
+        samples = services.demo_samples_ensure(user=user)
         verb = "Created" if created else "Reset"
         self.stdout.write(self.style.SUCCESS(f"{verb} demo account — email: {email}  password: {password}"))
+        if samples:
+            self.stdout.write(f"Made {samples} sample generations with the offline models for the demo account.")

@@ -17,13 +17,13 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 from django.conf import settings
 
-from tests.fixtures import ARTIFACTS
 from tests.harness import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,14 +63,14 @@ class Launcher:
         self.port = free_port()
         self.var = tmp_path / "var"
         self.db = tmp_path / "atelier.sqlite3"
-        self.log = ARTIFACTS / "embedded-launcher.log"
+        self.log = tmp_path / "launcher.log"  # per run: two suites may run side by side
         self.env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
         self.env.update(
             {
                 "ATELIER_VAR_DIR": str(self.var),
                 "MEDIA_ROOT": str(tmp_path / "media"),
                 "DATABASE_URL": f"sqlite:///{self.db}",
-                "CELERY_CONCURRENCY": "1",
+                "CELERY_CONCURRENCY": "2",
             }
         )
         self.proc: subprocess.Popen | None = None
@@ -112,6 +112,13 @@ class Launcher:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def detail(self, generation_uuid: str) -> tuple[str, str, str]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10) as db:
+            return db.execute(
+                "SELECT status, error_message, error_detail FROM generation_generation WHERE uuid = ?",
+                (uuid.UUID(generation_uuid).hex,),
+            ).fetchone()
+
     def status(self, generation_uuid: str) -> tuple[str, str | None] | None:
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10) as db:
             row = db.execute(
@@ -120,10 +127,35 @@ class Launcher:
         return row
 
 
-def csrf_post(session: requests.Session, url: str, data: dict) -> requests.Response:
-    session.get(url, timeout=30).raise_for_status()
+def csrf_post(session: requests.Session, url: str, data: dict, *, form_page: str = "") -> requests.Response:
+    """GET the page with the form (for the CSRF cookie), then POST it as a browser would."""
+    session.get(form_page or url, timeout=30).raise_for_status()
     data = {**data, "csrfmiddlewaretoken": session.cookies["csrftoken"]}
     return session.post(url, data=data, allow_redirects=False, timeout=30)
+
+
+def submit(session: requests.Session, launcher: Launcher, prompt: str) -> str:
+    """The create form, as a browser sends it; returns the new generation's uuid."""
+    response = csrf_post(session, launcher.url + "/create/?tab=image", {"model": "local-canvas", "prompt": prompt})
+    assert response.status_code == 302, response.text[-2000:]
+    return re.search(r"/g/([0-9a-f-]{36})/", response.headers["Location"]).group(1)
+
+
+def worker_idle(launcher: Launcher) -> bool:
+    """No message waits on disk and the worker finished every run it received (the demo
+    account's sample jobs, queued before the worker started, are among them)."""
+    if any(name.endswith(".celery.msg") for name in os.listdir(launcher.var / "broker" / "queue")):
+        return False
+    log = launcher.text()
+    received = set(re.findall(r"Task generation\.tasks\.run_generation\[([0-9a-f-]+)\] received", log))
+    done = set(re.findall(r"Task generation\.tasks\.run_generation\[([0-9a-f-]+)\] (?:succeeded|failed)", log))
+    return bool(received) and received <= done
+
+
+def read_output(tmp_path: Path, generation_uuid: str) -> bytes:
+    outputs = list((tmp_path / "media").rglob(f"*/{generation_uuid}/output-*.png"))
+    assert len(outputs) == 1, outputs
+    return outputs[0].read_bytes()
 
 
 def test_make_run_queues_jobs_for_its_own_worker_and_stops_without_leftovers(tmp_path):
@@ -153,22 +185,21 @@ def test_make_run_queues_jobs_for_its_own_worker_and_stops_without_leftovers(tmp
         worker_group = os.getpgid(worker[0])
         os.killpg(worker_group, signal.SIGSTOP)
         try:
-            submitted = csrf_post(
-                browser, launcher.url + "/create/?tab=image", {"model": "local-canvas", "prompt": "a lighthouse"}
-            )
-            assert submitted.status_code == 302, submitted.text[-2000:]
-            generation_uuid = re.search(r"/g/([0-9a-f-]{36})/", submitted.headers["Location"]).group(1)
-            assert launcher.status(generation_uuid) == ("queued", None)
+            kept, canceled = (submit(browser, launcher, prompt) for prompt in ("a lighthouse", "never mind"))
+            assert launcher.status(kept) == launcher.status(canceled) == ("queued", None)
             assert any(name.endswith(".celery.msg") for name in os.listdir(launcher.var / "broker" / "queue"))
+            page = f"{launcher.url}/g/{canceled}/"
+            assert csrf_post(browser, page + "cancel/", {}, form_page=page).status_code == 302
             time.sleep(1.0)
-            assert launcher.status(generation_uuid) == ("queued", None)
+            assert launcher.status(kept) == ("queued", None)
+            assert launcher.status(canceled)[0] == "canceled"
         finally:
             os.killpg(worker_group, signal.SIGCONT)
 
         seen = []
 
         def finished():
-            status, _ = launcher.status(generation_uuid)
+            status, _ = launcher.status(kept)
             if not seen or seen[-1] != status:
                 seen.append(status)
             return status in {"succeeded", "failed", "canceled"}
@@ -176,12 +207,28 @@ def test_make_run_queues_jobs_for_its_own_worker_and_stops_without_leftovers(tmp
         wait_until(finished, timeout=60, what="the job to finish", log=launcher.log)
         assert seen[-1] == "succeeded", launcher.text()[-4000:]
         assert set(seen) <= {"queued", "running", "succeeded"}
-        assert launcher.status(generation_uuid)[1] is not None  # started by the worker
-        ran = re.compile(r"Task generation\.tasks\.run_generation\[[0-9a-f-]+\] succeeded")
-        wait_until(lambda: ran.search(launcher.text()), timeout=30, what="the worker's log line", log=launcher.log)
-        outputs = list((tmp_path / "media").rglob("output-*.png"))
-        assert outputs and outputs[0].read_bytes().startswith(b"\x89PNG")
-        assert browser.get(f"{launcher.url}/g/{generation_uuid}/", timeout=30).status_code == 200
+        assert launcher.status(kept)[1] is not None  # started by the worker
+        wait_until(lambda: worker_idle(launcher), timeout=60, what="the worker to run out of work", log=launcher.log)
+        assert read_output(tmp_path, kept).startswith(b"\x89PNG")
+        assert launcher.status(canceled) == ("canceled", None)  # its task found it canceled
+        assert not list((tmp_path / "media").rglob(f"*/{canceled}/output-*"))
+        assert browser.get(f"{launcher.url}/g/{kept}/", timeout=30).status_code == 200
+
+        # A burst from several browsers while the worker writes: SQLite waits its turn, no
+        # "database is locked".
+        def one(n: int) -> str:
+            session = requests.Session()
+            session.cookies.update(browser.cookies)
+            return submit(session, launcher, f"burst {n}")
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            burst = list(pool.map(one, range(8)))
+        final = {"succeeded", "failed", "canceled"}
+        wait_until(
+            lambda: all(launcher.status(g)[0] in final for g in burst), timeout=90, what="the burst", log=launcher.log
+        )
+        assert [launcher.detail(g) for g in burst] == [("succeeded", "", "")] * len(burst)
+        assert "database is locked" not in launcher.text()
 
         running = launcher.ours()
         assert any("runserver" in cmd for cmd in running.values()) and worker[0] in running

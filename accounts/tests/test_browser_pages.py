@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 
 from tests.browser import screenshot, sign_in
 
@@ -82,3 +85,16 @@ def test_error_pages_are_branded(page, alice):
     sign_in(page, alice)
     shoot_both(page, "/admin/login/", "error-403")
     assert page.get_by_role("heading", name="You don't have access to this page").is_visible()
+
+
+def test_static_500_page_is_styled_from_the_static_css(page):
+    page.goto("/")  # same origin, so the page's /static/ links load as they would in production
+    for size, suffix in ((DESKTOP, ""), (PHONE, "-phone")):
+        page.set_viewport_size(size)
+        page.set_content((Path(settings.BASE_DIR) / "templates" / "500.html").read_text(), wait_until="load")
+        assert page.get_by_role("heading", name="Something went wrong on our side").is_visible()
+        assert page.evaluate("getComputedStyle(document.querySelector('.btn-primary')).backgroundColor") != (
+            "rgba(0, 0, 0, 0)"
+        )
+        assert fits_the_screen(page)
+        screenshot(page, f"error-500{suffix}")

@@ -94,10 +94,19 @@ class Generation(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
+    # Studio: starred in the gallery; the seed actually sent (Atelier picks one when the person
+    # gives none, so a remix can reproduce it); the provider's model version that ran.
+    favorite = models.BooleanField(default=False)
+    seed = models.BigIntegerField(null=True, blank=True)
+    provider_version = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["-queued_at", "-id"]
-        indexes = [models.Index(fields=["owner", "-queued_at"])]
+        indexes = [
+            models.Index(fields=["owner", "-queued_at"]),
+            # Gallery keyset pagination: WHERE owner = ? AND (queued_at, id) < (?, ?) ORDER BY both DESC.
+            models.Index(fields=["owner", "-queued_at", "-id"], name="generation_gallery_cursor"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.uuid} ({self.status})"
@@ -130,6 +139,7 @@ class AssetRole(models.TextChoices):
     INPUT = "input", "Input"
     OUTPUT = "output", "Output"
     THUMBNAIL = "thumbnail", "Thumbnail"
+    POSTER = "poster", "Poster image (3D)"
 
 
 class Asset(models.Model):

@@ -55,5 +55,5 @@ class Migration(migrations.Migration):
             model_name='generation',
             index=models.Index(fields=['owner', '-queued_at', '-id'], name='generation_gallery_cursor'),
         ),
-            migrations.RunPython(create_search_index, drop_search_index),
+        migrations.RunPython(create_search_index, drop_search_index),
     ]

@@ -132,3 +132,17 @@ def test_change_password_labels_are_sentences(client, alice):
     body = page(client.get(reverse("account_change_password")))
     assert "Current password" in body and "New password (again)" in body
     assert "Current Password" not in body and "New Password" not in body
+
+
+def test_connected_accounts_page_offers_to_connect_google_when_configured(client, alice, settings):
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "google": {
+            **settings.SOCIALACCOUNT_PROVIDERS["google"],
+            "APPS": [{"client_id": "atelier-test.apps.googleusercontent.com", "secret": "shh", "key": ""}],
+        }
+    }
+    client.force_login(alice)
+    response = client.get(reverse("socialaccount_connections"))
+    assert headings(response) == ["Connected accounts", "Connect an account"]
+    assert "Connect Google" in page(response)
+    assert "isn't offered" not in page(response)

@@ -51,6 +51,25 @@ class CleanParams:
     params: dict  # everything else, validated (aspect_ratio, style, seed, strength)
 
 
+# Variations: how many results one run makes, where the model's catalog row accepts
+# `num_outputs` (local-canvas; the FLUX models whose schema has it). Each costs the model's price.
+MAX_OUTPUTS = 4
+
+
+def outputs_of(params: dict | None) -> int:
+    """How many results a run with these (clean) parameters asks for: 1..MAX_OUTPUTS."""
+    try:
+        count = int((params or {}).get("num_outputs") or 1)
+    except (TypeError, ValueError):
+        count = 1
+    return max(1, min(MAX_OUTPUTS, count))
+
+
+def cost_of(entry: CatalogEntry, params: dict | None) -> int:
+    """Credits for one run: the model's price times the number of variations."""
+    return entry.credit_cost * outputs_of(params)
+
+
 def ratio_choices(entry: CatalogEntry | None) -> list[tuple[str, str]]:
     """The aspect ratios this model offers, as (value, label), from its catalog row."""
     rule = ((entry.parameters or {}) if entry else {}).get("aspect_ratio") or {}

@@ -187,3 +187,23 @@ class ProviderWebhook(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} webhook {self.webhook_id}"
+
+
+class PendingUpload(models.Model):
+    """A cleaned picture someone uploaded on the create page whose form was refused (a missing
+    prompt, too few credits): kept so they need not pick the file again ("using photo.png —
+    change"). Only its owner can use it; a submit copies it into the generation's own input, and
+    rows older than PENDING_UPLOAD_MAX_AGE are swept with their objects."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pending_uploads")
+    filename = models.CharField(max_length=200, help_text="The name the file had on the person's device.")
+    storage_key = models.CharField(max_length=500, unique=True)
+    mime_type = models.CharField(max_length=100)
+    bytes = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"pending upload {self.filename} ({self.owner_id})"

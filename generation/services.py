@@ -13,13 +13,14 @@ from __future__ import annotations
 import io
 import ipaddress
 import logging
-import random
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -37,6 +38,7 @@ from generation.models import (
     CatalogEntry,
     Generation,
     Kind,
+    PendingUpload,
     ProviderWebhook,
     Status,
 )
@@ -58,6 +60,11 @@ class GenerationSpec:
     values: dict = field(default_factory=dict)  # prompt, negative_prompt, aspect_ratio, style, seed, strength
     image_upload: UploadedFile | None = None
     image_url: str = ""
+    # A picture already on our side, used without a re-upload (each checked for ownership):
+    # an output or input of the person's own generation ("Edit this", "Make 3D from this", a
+    # remix), or the upload kept when their last form was refused.
+    source_asset: str = ""  # Asset uuid
+    pending_upload: str = ""  # PendingUpload uuid
 
 
 # --- catalog --------------------------------------------------------------------------------------
@@ -119,7 +126,13 @@ def _submit_ip_key(group: str, request) -> str:
     return f"ip:{ip}"
 
 
-def _clean_input_image(spec: GenerationSpec) -> inputs.CleanImage | None:
+NEEDS_ONE_IMAGE = "Upload an image or paste an image link: one of them is needed."
+SOURCE_GONE = "That picture is no longer available. Upload it again or paste a link."
+
+
+def _clean_input_image(user, spec: GenerationSpec) -> inputs.CleanImage | None:
+    """The input picture, cleaned. A new upload or link wins over a picture already on our side
+    (that is what "change" means on the page)."""
     needs_image = spec.model.kind in catalog.KIND_NEEDS_IMAGE
     if not needs_image:
         return None
@@ -129,7 +142,67 @@ def _clean_input_image(spec: GenerationSpec) -> inputs.CleanImage | None:
         return inputs.image_from_upload(spec.image_upload)
     if spec.image_url:
         return inputs.image_from_url(spec.image_url)
-    raise InvalidInput("Upload an image or paste an image link.", field="image")
+    if spec.pending_upload:
+        pending = pending_upload_for_owner(user=user, uuid=spec.pending_upload)
+        if pending is None:
+            raise InvalidInput(SOURCE_GONE, field="image")
+        return inputs.clean_image_bytes(storage.read_bytes(pending.storage_key))
+    if spec.source_asset:
+        asset = source_asset_for_owner(user=user, uuid=spec.source_asset)
+        if asset is None:
+            raise InvalidInput(SOURCE_GONE, field="image")
+        return inputs.clean_image_bytes(storage.read_bytes(asset.storage_key))
+    raise InvalidInput(NEEDS_ONE_IMAGE, field="image")
+
+
+def source_asset_for_owner(*, user, uuid) -> Asset | None:
+    """One of the person's own pictures (an input or an image output, never a 3D file) that can
+    become the input of a new job, or None (someone else's, a GLB, gone, not a uuid)."""
+    try:
+        return (
+            Asset.objects.select_related("generation")
+            .filter(uuid=uuid, generation__owner=user, role__in=[AssetRole.OUTPUT, AssetRole.INPUT])
+            .exclude(mime_type=GLB_MIME)
+            .first()
+        )
+    except (ValueError, TypeError, ValidationError):
+        return None
+
+
+def pending_upload_for_owner(*, user, uuid) -> PendingUpload | None:
+    try:
+        return PendingUpload.objects.filter(uuid=uuid, owner=user).first()
+    except (ValueError, TypeError, ValidationError):
+        return None
+
+
+def pending_upload_keep(*, user, upload: UploadedFile) -> PendingUpload:
+    """Keep a picture from a refused create form, cleaned as any input is (InvalidInput when it
+    is not a usable image), so the next submit can use it without picking the file again."""
+    image = inputs.image_from_upload(upload)
+    pending = PendingUpload(owner=user, filename=(upload.name or "picture")[-200:], mime_type=image.mime)
+    saved = storage.save_bytes(f"users/{user.public_id}/pending/{pending.uuid}.{image.ext}", image.content)
+    pending.storage_key, pending.bytes = saved.key, saved.size
+    pending.width, pending.height = image.width, image.height
+    try:
+        pending.save()
+    except BaseException:
+        storage.delete_keys([saved.key])
+        raise
+    return pending
+
+
+def pending_uploads_sweep(*, older_than_seconds: float = 24 * 3600, user=None) -> int:
+    """Delete kept uploads older than a day (or all of one person's, with `user`): objects first,
+    then rows. For a beat schedule and for deleting a person's history."""
+    rows = PendingUpload.objects.all()
+    if user is not None:
+        rows = rows.filter(owner=user)
+    else:
+        rows = rows.filter(created_at__lt=timezone.now() - timezone.timedelta(seconds=older_than_seconds))
+    doomed = list(rows.values_list("pk", "storage_key"))
+    storage.delete_keys([key for _, key in doomed])
+    return PendingUpload.objects.filter(pk__in=[pk for pk, _ in doomed]).delete()[0]
 
 
 def generation_submit(*, user, spec: GenerationSpec, retry_of: Generation | None = None) -> Generation:
@@ -140,11 +213,17 @@ def generation_submit(*, user, spec: GenerationSpec, retry_of: Generation | None
         raise InvalidInput("This model is not available right now. Pick another one.", field="model")
     _check_pro(user, entry)
     clean = catalog.clean_params(entry, spec.values)
-    if "seed" in entry.parameters and clean.params.get("seed") is None:
-        clean.params["seed"] = random.randint(0, 2**31 - 1)  # noqa: S311 - not security relevant
-    _check_credits(user, entry)  # before any download: a refused job must cost us nothing either
-    image = _clean_input_image(spec)  # network/decoding happens before we touch the database
+    _pick_seed(entry, clean.params)
+    _check_credits(user, entry, catalog.cost_of(entry, clean.params))  # before any download or decode
+    image = _clean_input_image(user, spec)  # network/decoding happens before we touch the database
     return _create(user=user, entry=entry, clean=clean, image=image, retry_of=retry_of)
+
+
+def _pick_seed(entry: CatalogEntry, params: dict) -> None:
+    """Every job of a model that takes a seed runs with one we know: the person's, or one we pick
+    and send, so the result page can show it and a remix can reproduce the picture."""
+    if catalog.accepts(entry, "seed") and params.get("seed") is None:
+        params["seed"] = secrets.randbelow(2**31)
 
 
 def _check_pro(user, entry: CatalogEntry) -> None:
@@ -154,7 +233,7 @@ def _check_pro(user, entry: CatalogEntry) -> None:
         raise InvalidInput("This model is part of Pro. Subscribe to Pro or pick another model.", field="model")
 
 
-def _check_credits(user, entry: CatalogEntry) -> None:
+def _check_credits(user, entry: CatalogEntry, cost: int) -> None:
     """Refuse early, read-only, what the reservation would refuse: an open debt (AccountBlocked)
     or too few credits (InsufficientCredits), with the same errors and sentences.
 
@@ -169,14 +248,15 @@ def _check_credits(user, entry: CatalogEntry) -> None:
     balance, debt = (wallet.balance, wallet.debt) if wallet is not None else (0, 0)
     if debt > 0:
         raise AccountBlocked(debt=debt)
-    if balance < entry.credit_cost:
-        raise InsufficientCredits(needed=entry.credit_cost, balance=balance)
+    if balance < cost:
+        raise InsufficientCredits(needed=cost, balance=balance)
 
 
 def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, retry_of) -> Generation:
     if image is not None:
         get_provider(entry.provider).check_input_image(image)  # InvalidInput here, never in the worker
     stored: list[str] = []
+    cost = catalog.cost_of(entry, clean.params)
     try:
         generation = Generation(
             owner=user,
@@ -185,7 +265,10 @@ def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, ret
             prompt=clean.prompt,
             negative_prompt=clean.negative_prompt,
             params=clean.params,
-            cost=entry.credit_cost,
+            seed=clean.params.get("seed"),
+            # The catalog's pinned version; the worker replaces it with the one the provider reports.
+            provider_version=entry.provider_version,
+            cost=cost,
             retry_of=retry_of,
         )
         saved = None
@@ -196,7 +279,7 @@ def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, ret
         with transaction.atomic():
             billing.credits_reserve(
                 user=user,
-                amount=entry.credit_cost,
+                amount=cost,
                 reference=generation.reservation_reference,
                 memo=f"{entry.get_kind_display()} · {entry.title}",
             )
@@ -257,7 +340,7 @@ def generation_retry(*, user, generation: Generation) -> Generation:
         raise InvalidInput("This model is not available right now. Pick another one.", field="model")
     _check_pro(user, entry)
     try:
-        _check_credits(user, entry)
+        _check_credits(user, entry, catalog.cost_of(entry, clean.params))
         image = None
         source = generation.assets.filter(role=AssetRole.INPUT).first()
         if source is not None:
@@ -271,6 +354,26 @@ def generation_retry(*, user, generation: Generation) -> Generation:
         if existing is None:
             raise
         return existing
+
+
+def generation_run_again(*, user, generation: Generation) -> Generation:
+    """ "Run again": a new job with the same model, prompt, parameters and input picture, and a
+    new seed (so a new picture). Charged like any submit."""
+    if generation.owner_id != user.pk:
+        raise NotAllowed("Not your generation.")
+    entry = generation.model
+    if not entry.enabled or not provider_available(entry.provider):
+        raise InvalidInput("This model is not available right now. Pick another one.", field="model")
+    _check_pro(user, entry)
+    params = {name: value for name, value in (generation.params or {}).items() if name != "seed"}
+    _pick_seed(entry, params)
+    clean = catalog.CleanParams(prompt=generation.prompt, negative_prompt=generation.negative_prompt, params=params)
+    _check_credits(user, entry, catalog.cost_of(entry, params))
+    image = None
+    source = generation.assets.filter(role=AssetRole.INPUT).first()
+    if source is not None:
+        image = inputs.clean_image_bytes(storage.read_bytes(source.storage_key))
+    return _create(user=user, entry=entry, clean=clean, image=image, retry_of=None)
 
 
 def _existing_retry(generation: Generation) -> Generation | None:
@@ -370,7 +473,7 @@ def _job(generation: Generation, provider) -> Job:
         prompt=generation.prompt,
         negative_prompt=generation.negative_prompt,
         params=dict(generation.params or {}),
-        seed=int((generation.params or {}).get("seed") or 0),
+        seed=int(generation.seed if generation.seed is not None else (generation.params or {}).get("seed") or 0),
         input_image=image,
         webhook_url=provider.webhook_url(),
     )
@@ -396,7 +499,7 @@ def generation_run(*, generation_id: int, wait: float | None = None) -> None:
         state = provider.start(provider.build_request(_job(generation, provider)))
         # Store the id before waiting: a redelivered task resumes this prediction, never starts another.
         kept = Generation.objects.filter(pk=generation.pk, provider_prediction_id="").update(
-            provider_prediction_id=state.id
+            provider_prediction_id=state.id, **({"provider_version": state.version} if state.version else {})
         )
         if not kept:
             # Another delivery of this task got its prediction stored first: stop ours, follow theirs.

@@ -65,6 +65,7 @@ def _catalog(request):
         importlib.import_module("generation.migrations.0002_seed_catalog").seed(apps, None)
         importlib.import_module("generation.migrations.0003_catalog_pro_only").mark_pro_models(apps, None)
         importlib.import_module("generation.migrations.0005_catalog_aspect_ratios").offer_schema_ratios(apps, None)
+        importlib.import_module("generation.migrations.0007_pending_upload_variations").offer_variations(apps, None)
     from billing.models import CreditPack
 
     if not CreditPack.objects.exists():

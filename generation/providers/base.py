@@ -40,6 +40,7 @@ class PredictionState:
     status: str  # one of the constants above
     outputs: list[OutputRef] = field(default_factory=list)
     error: str = ""  # the provider's own words (for staff)
+    version: str = ""  # the model version that ran, when the provider says (for reproducibility)
 
     @property
     def is_terminal(self) -> bool:

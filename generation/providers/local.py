@@ -13,6 +13,10 @@ from generation.errors import ProviderError
 from generation.providers import local_render
 from generation.providers.base import CANCELED, SUCCEEDED, Job, OutputRef, PredictionState, Provider, StartRequest
 
+# Reported as the model version of every local result: bump it when a renderer's output for the
+# same inputs changes, so a result page says which renderer made an old picture.
+LOCAL_VERSION = "2026.11"
+
 
 class LocalProvider(Provider):
     """Works on bytes: the input image is read from our storage and handed over as is. No
@@ -39,15 +43,21 @@ class LocalProvider(Provider):
         try:
             if model == "atelier/local-canvas":
                 width, height = ASPECT_SIZES.get(data.get("aspect_ratio", "1:1"), ASPECT_SIZES["1:1"])
-                content = local_render.render_text_to_image(
-                    prompt=data.get("prompt", ""),
-                    negative_prompt=data.get("negative_prompt", ""),
-                    seed=request.seed,
-                    width=width,
-                    height=height,
-                    style=data.get("style", "none"),
-                )
-                output = OutputRef(content=content, mime_hint="image/png")
+                # Variations: output i uses seed + i, so the first equals a single run with the seed.
+                outputs = [
+                    OutputRef(
+                        content=local_render.render_text_to_image(
+                            prompt=data.get("prompt", ""),
+                            negative_prompt=data.get("negative_prompt", ""),
+                            seed=request.seed + index,
+                            width=width,
+                            height=height,
+                            style=data.get("style", "none"),
+                        ),
+                        mime_hint="image/png",
+                    )
+                    for index in range(max(1, min(4, int(data.get("num_outputs") or 1))))
+                ]
             elif model == "atelier/local-restyle":
                 self._need_image(request)
                 content = local_render.edit_image(
@@ -56,12 +66,14 @@ class LocalProvider(Provider):
                     strength=float(data.get("strength", 0.6)),
                     seed=request.seed,
                 )
-                output = OutputRef(content=content, mime_hint="image/png")
+                outputs = [OutputRef(content=content, mime_hint="image/png")]
             elif model == "atelier/local-relief":
                 self._need_image(request)
-                output = OutputRef(
-                    content=local_render.image_to_glb(image=request.input_image), mime_hint="model/gltf-binary"
-                )
+                outputs = [
+                    OutputRef(
+                        content=local_render.image_to_glb(image=request.input_image), mime_hint="model/gltf-binary"
+                    )
+                ]
             else:
                 raise ProviderError("This model is not available right now.", detail=f"unknown local model {model}")
         except ValueError as exc:
@@ -69,7 +81,7 @@ class LocalProvider(Provider):
             raise ProviderError(
                 "The offline model could not use this input.", retryable=False, detail=f"local render: {exc!r}"
             ) from exc
-        return PredictionState(id=prediction_id, status=SUCCEEDED, outputs=[output])
+        return PredictionState(id=prediction_id, status=SUCCEEDED, outputs=outputs, version=LOCAL_VERSION)
 
     @staticmethod
     def _need_image(request: StartRequest) -> None:

@@ -182,7 +182,10 @@ def _state(data: dict) -> PredictionState:
         urls, problem = _output_urls(data.get("output"))
         outputs = [OutputRef(url=url) for url in urls]
         error = error or problem
-    return PredictionState(id=prediction_id, status=status, outputs=outputs, error=error)
+    # Official models answer "hidden" (no pinned version to report); keep only a real id.
+    version = data.get("version")
+    version = version if isinstance(version, str) and version != "hidden" else ""
+    return PredictionState(id=prediction_id, status=status, outputs=outputs, error=error, version=version[:100])
 
 
 def _output_urls(output) -> tuple[list[str], str]:

@@ -96,7 +96,7 @@ def test_insufficient_credits_says_so_with_a_link_and_creates_nothing(client, bo
 
 def test_edit_needs_an_image(signed_in, django_capture_on_commit_callbacks):
     response = create(signed_in, django_capture_on_commit_callbacks, tab="edit", model="local-restyle", prompt="winter")
-    assert "Upload an image or paste an image link." in response.content.decode()
+    assert "Upload an image or paste an image link: one of them is needed." in response.content.decode()
     assert not Generation.objects.exists()
 
 

@@ -851,3 +851,141 @@ def generation_staff_refund(*, generation: Generation, memo: str) -> bool:
     if Generation.objects.filter(pk=generation.pk).values_list("status", flat=True).first() != Status.SUCCEEDED:
         return False
     return billing.credits_release(reference=generation.reservation_reference, include_captured=True, memo=memo)
+
+
+# --- gallery: favourites and deleting history -------------------------------------------------------
+
+DELETE_BATCH = 200  # generations per step of a history deletion: bounded memory and transactions
+GALLERY_HIDDEN_TTL = 60 * 60  # a deletion still queued after an hour shows its items again
+
+
+def generation_favorite_set(*, user, generation: Generation, favorite: bool) -> bool:
+    """Star or unstar one of the person's generations. Setting (not toggling) makes a repeated
+    click or a resent form harmless. True if the row changed."""
+    if generation.owner_id != user.pk:
+        raise NotAllowed("Not your generation.")
+    rows = Generation.objects.filter(pk=generation.pk, owner=user).exclude(favorite=favorite)
+    changed = rows.update(favorite=favorite)
+    generation.favorite = favorite
+    return bool(changed)
+
+
+def _gallery_hide(*, user, ids=(), until=None) -> None:
+    """Hide what a deletion task is about to remove, so the gallery never shows it again even
+    while the task waits for a worker (the cache entry outlives any sane queue)."""
+    from django.core.cache import cache
+
+    from generation.selectors import gallery_hidden_key
+
+    key = gallery_hidden_key(user.pk)
+    data = cache.get(key) or {}
+    if ids:
+        data["ids"] = sorted(set(data.get("ids", ())) | set(ids))
+    if until is not None:
+        data["until"] = max(filter(None, [data.get("until"), until.isoformat()]))
+    cache.set(key, data, GALLERY_HIDDEN_TTL)
+
+
+def generations_delete_request(*, user, ids: list[int]) -> int:
+    """Queue the deletion of some of the person's generations (ids already checked as theirs by
+    the view's selector; checked again by the task). They disappear from the gallery now."""
+    ids = list(Generation.objects.filter(owner=user, pk__in=ids).values_list("pk", flat=True))
+    if not ids:
+        return 0
+    _gallery_hide(user=user, ids=ids)
+    transaction.on_commit(lambda: _enqueue_delete(user.pk, ids=ids))
+    return len(ids)
+
+
+def generation_history_delete_request(*, user) -> None:
+    """Queue the deletion of everything the person made up to now; later jobs are kept."""
+    until = timezone.now()
+    _gallery_hide(user=user, until=until)
+    transaction.on_commit(lambda: _enqueue_delete(user.pk, until=until))
+
+
+def _enqueue_delete(user_id: int, *, ids: list[int] | None = None, until=None) -> None:
+    from generation.tasks import delete_generations, delete_history
+
+    if until is not None:
+        delete_history.delay(user_id, until.isoformat())
+    else:
+        delete_generations.delay(user_id, ids)
+
+
+def generations_delete(*, user, ids) -> int:
+    """Delete some of the person's generations for good; returns how many rows went.
+
+    Order matters (DESIGN.md, "delete generation history any time"):
+    1. a queued or running job is canceled and refunded first (`generation_cancel`), so no
+       worker finishes it afterwards (a finisher that lost the race discards what it copied);
+    2. every stored object goes — each Asset's storage_key (inputs, outputs, thumbnails,
+       posters) and anything else left under the generation's prefix;
+    3. then the rows (assets cascade). A generation whose objects could not all be removed
+       keeps its row, so the retry knows what is left; StorageUnavailable is raised for it.
+
+    Ledger entries stay (money records) and hold no prompt: their memo names the kind and
+    model, their reference the generation's uuid.
+    """
+    from contextlib import suppress
+
+    generations = list(Generation.objects.select_related("owner", "model").filter(owner=user, pk__in=ids))
+    for generation in generations:
+        if generation.status in ACTIVE_STATUSES:
+            # NotAllowed: it finished meanwhile, and its outputs are deleted below like any others.
+            with suppress(NotAllowed):
+                generation_cancel(user=user, generation=generation)
+    keys: dict[int, set[str]] = {generation.pk: set() for generation in generations}
+    assets = Asset.objects.filter(generation__in=generations).values_list("generation_id", "storage_key")
+    for generation_id, key in assets:
+        keys[generation_id].add(key)
+    for generation in generations:
+        keys[generation.pk] |= _stored_under(generation.storage_prefix)
+    failed = {pk for pk, generation_keys in keys.items() if not _delete_objects(generation_keys)}
+    done = [generation.pk for generation in generations if generation.pk not in failed]
+    Generation.objects.filter(owner=user, pk__in=done).delete()
+    if failed:
+        raise storage.StorageUnavailable(f"could not delete the stored objects of generations {sorted(failed)}")
+    return len(done)
+
+
+def generation_history_delete(*, user, until=None) -> int:
+    """Delete everything the person made up to `until` (default now), in batches."""
+    until = until or timezone.now()
+    total = 0
+    while True:
+        ids = list(
+            Generation.objects.filter(owner=user, queued_at__lte=until)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:DELETE_BATCH]
+        )
+        if not ids:
+            return total
+        total += generations_delete(user=user, ids=ids)
+
+
+def _stored_under(prefix: str) -> set[str]:
+    """Objects under a generation's prefix that no Asset row names (e.g. a copy in flight)."""
+    from django.core.files.storage import default_storage
+
+    try:
+        _, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return set()
+    except storage.STORAGE_ERRORS as exc:
+        raise storage.StorageUnavailable(f"list {prefix}: {exc!r}") from exc
+    return {f"{prefix}/{name}" for name in files}
+
+
+def _delete_objects(keys) -> bool:
+    """Delete each object; False if any delete failed (logged with its key)."""
+    from django.core.files.storage import default_storage
+
+    ok = True
+    for key in keys:
+        try:
+            default_storage.delete(key)
+        except storage.STORAGE_ERRORS as exc:
+            logger.error("could not delete stored object %s: %r", key, exc)
+            ok = False
+    return ok

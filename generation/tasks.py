@@ -105,3 +105,33 @@ def poll_running_generations() -> int:
 @shared_task
 def fail_stuck_generations() -> int:
     return services.generations_fail_stuck()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def delete_generations(self, user_id: int, ids: list[int]) -> int:
+    """Delete some of a person's generations (storage objects first, then rows)."""
+    return _delete(self, user_id, lambda user: services.generations_delete(user=user, ids=ids))
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def delete_history(self, user_id: int, until: str) -> int:
+    """Delete everything a person made up to `until` (ISO time of their request)."""
+    from datetime import datetime
+
+    stamp = datetime.fromisoformat(until)
+    return _delete(self, user_id, lambda user: services.generation_history_delete(user=user, until=stamp))
+
+
+def _delete(task, user_id: int, delete) -> int:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        return 0  # the account is gone, and its generations with it
+    try:
+        return delete(user)
+    except ProviderError as exc:  # storage down: rows whose objects remain are kept for the retry
+        if task.request.retries >= task.max_retries:
+            logger.error("deleting generations of user %s gave up: %s", user_id, exc.detail)
+            raise
+        raise task.retry(exc=exc, countdown=retry_delay(exc, task.request.retries)) from exc

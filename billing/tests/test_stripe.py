@@ -25,23 +25,13 @@ from billing.models import (
     Subscription,
     Wallet,
 )
+from billing.tests.webhooks import send
 from generation.models import Generation
 from tests.factories import UserFactory
 from tests.fakes.stripe_api import sign_payload
 from tests.fixtures import STRIPE_WEBHOOK_SECRET
 
 pytestmark = pytest.mark.django_db
-
-
-def send(client, event: dict, capture, *, secret: str = STRIPE_WEBHOOK_SECRET, timestamp: int | None = None):
-    body = json.dumps(event)
-    with capture(execute=True):
-        return client.post(
-            "/webhooks/stripe/",
-            data=body,
-            content_type="application/json",
-            headers={"Stripe-Signature": sign_payload(body, secret, timestamp)},
-        )
 
 
 def balance(user) -> int:

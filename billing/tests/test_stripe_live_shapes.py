@@ -9,7 +9,6 @@ the SDK, invoices without `payment_intent`, disputes with their real lifecycle s
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,24 +33,12 @@ from billing.models import (
 )
 from billing.selectors import is_pro
 from billing.services import payments as payment_services
+from billing.tests.webhooks import send
 from tests.fakes import stripe_shapes as shapes
-from tests.fakes.stripe_api import sign_payload
-from tests.fixtures import STRIPE_WEBHOOK_SECRET
 
 pytestmark = pytest.mark.django_db
 
 DAY = 86400
-
-
-def send(client, event: dict, capture):
-    body = json.dumps(event)
-    with capture(execute=True):
-        return client.post(
-            "/webhooks/stripe/",
-            data=body,
-            content_type="application/json",
-            headers={"Stripe-Signature": sign_payload(body, STRIPE_WEBHOOK_SECRET)},
-        )
 
 
 @dataclass

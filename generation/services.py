@@ -29,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 from billing import services as billing
 from billing.errors import AccountBlocked, InsufficientCredits
-from generation import catalog, inputs, providers, storage
+from generation import catalog, inputs, marking, providers, storage
 from generation.errors import InvalidInput, NotAllowed, ProviderError, SubmitRateLimited
 from generation.models import (
     ACTIVE_STATUSES,
@@ -665,10 +665,25 @@ def _copy_output(generation: Generation, provider, ref, index: int, stored: list
     key = f"{generation.storage_prefix}/output-{index}.{ext}"
     stored.append(key)  # a half-written object is cleaned up too
     kept = bytearray() if index == 0 and mime != GLB_MIME else None
+    # Marked as AI-generated on the way in (generation.marking): chunks inserted, nothing re-encoded.
+    marked = marking.mark_stream(
+        chunks,
+        mime=mime,
+        model=generation.model.title,
+        version=generation.provider_version,
+        width=width or 0,
+        height=height or 0,
+    )
 
     def keeping() -> Iterator[bytes]:
+        try:
+            yield from keep(marked)
+        except marking.MarkingError as exc:
+            raise ProviderError("The model returned a file we could not read.", detail=f"marking: {exc}") from exc
+
+    def keep(stream) -> Iterator[bytes]:
         nonlocal kept
-        for chunk in chunks:
+        for chunk in stream:
             if kept is not None and len(kept) + len(chunk) <= PREVIEW_SOURCE_MAX_BYTES:
                 kept += chunk
             else:
@@ -748,7 +763,7 @@ def generation_thumbnail(*, generation_id: int, source: bytes | None = None) -> 
     """Make the small WebP preview of a finished job (from the output image, or for a 3D model
     from its input picture; `source` is the first output's bytes when the caller has them).
     Idempotent; True if this call added it."""
-    generation = Generation.objects.select_related("owner").filter(pk=generation_id).first()
+    generation = Generation.objects.select_related("owner", "model").filter(pk=generation_id).first()
     if generation is None or generation.status != Status.SUCCEEDED:
         return False
     assets = {(a.role, a.index): a for a in generation.assets.filter(role__in=[AssetRole.OUTPUT, AssetRole.INPUT])}
@@ -760,7 +775,10 @@ def generation_thumbnail(*, generation_id: int, source: bytes | None = None) -> 
     if picture is None:
         return False
     source_bytes = source if is_image else None
-    thumb = _thumbnail(source_bytes if source_bytes is not None else storage.read_bytes(picture.storage_key))
+    thumb = _thumbnail(
+        source_bytes if source_bytes is not None else storage.read_bytes(picture.storage_key),
+        xmp=marking.xmp_packet(model=generation.model.title, version=generation.provider_version),
+    )
     if thumb is None:
         return False
     saved = storage.save_bytes(f"{generation.storage_prefix}/thumb-0.webp", thumb[0])
@@ -782,13 +800,13 @@ def generation_thumbnail(*, generation_id: int, source: bytes | None = None) -> 
     return True
 
 
-def _thumbnail(content: bytes) -> tuple[bytes, int, int] | None:
+def _thumbnail(content: bytes, *, xmp: bytes = b"") -> tuple[bytes, int, int] | None:
     try:
         with Image.open(io.BytesIO(content)) as image:
             image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
             image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
             out = io.BytesIO()
-            image.save(out, format="WEBP", quality=82)
+            image.save(out, format="WEBP", quality=82, xmp=xmp)  # the preview is marked too
             return out.getvalue(), image.width, image.height
     except (UnidentifiedImageError, OSError) as exc:
         logger.warning("thumbnail failed: %r", exc)

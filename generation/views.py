@@ -2,25 +2,30 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import uuid as uuid_module
 
 from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
+from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.errors import InsufficientCredits
 from billing.selectors import balance_of
-from generation import selectors, services, storage
+from generation import catalog, selectors, services, storage
 from generation.errors import InvalidInput, NotAllowed, ProviderError, SubmitRateLimited
 from generation.forms import TABS, CreateForm
-from generation.models import Provider, ProviderWebhook
+from generation.models import Asset, AssetRole, Generation, Provider, ProviderWebhook
 from generation.providers import get_provider
 from generation.providers.base import WebhookRejected
 
@@ -30,6 +35,83 @@ logger = logging.getLogger(__name__)
 def _tab(request: HttpRequest) -> str:
     tab = request.GET.get("tab") or request.POST.get("tab") or "image"
     return tab if tab in TABS else "image"
+
+
+KIND_TABS = {kind: tab for tab, kind in TABS.items()}
+SPEC_EXCLUDED = {"model", "image", "image_url", "source_asset", "pending_upload"}
+REMIXED = ("prompt", "negative_prompt", "aspect_ratio", "style", "strength", "num_outputs", "seed")
+
+
+def _prefill(request: HttpRequest) -> dict:
+    """Initial values for /create/: `?remix=<generation>` copies every parameter (seed
+    included) and its input picture; `?source=<asset>` makes one of the person's pictures the
+    input ("Edit this", "Make 3D from this"). Another person's ids are 404s."""
+    initial: dict = {}
+    if request.GET.get("remix"):
+        original = selectors.generation_for_owner(user=request.user, uuid=_uuid_or_404(request.GET["remix"]))
+        initial = {"model": original.model.slug, "prompt": original.prompt, "negative_prompt": original.negative_prompt}
+        initial.update({name: value for name, value in (original.params or {}).items() if name in REMIXED})
+        if original.seed is not None:
+            initial["seed"] = original.seed
+        source = next((a for a in original.assets.all() if a.role == "input"), None)
+        if source is not None:
+            initial["source_asset"] = str(source.uuid)
+    if request.GET.get("source"):
+        if services.source_asset_for_owner(user=request.user, uuid=_uuid_or_404(request.GET["source"])) is None:
+            raise Http404("No such picture.")
+        initial["source_asset"] = request.GET["source"]
+    return initial
+
+
+def _uuid_or_404(value: str) -> uuid_module.UUID:
+    try:
+        return uuid_module.UUID(value)
+    except ValueError as exc:
+        raise Http404("Not found.") from exc
+
+
+def _source(request: HttpRequest, form: CreateForm) -> dict | None:
+    """The picture already on our side that this form will use, for "using photo.png — change"."""
+    if not form.needs_image():
+        return None
+    pending_id, asset_id = form["pending_upload"].value(), form["source_asset"].value()
+    pending = pending_id and services.pending_upload_for_owner(user=request.user, uuid=pending_id)
+    if pending:
+        return {
+            "name": pending.filename,
+            "url": storage.access_url(pending.storage_key, filename=pending.filename),
+            "width": pending.width,
+            "height": pending.height,
+        }
+    asset = asset_id and services.source_asset_for_owner(user=request.user, uuid=asset_id)
+    if asset:
+        return {
+            "name": download_name(asset),
+            "url": storage.access_url(asset.storage_key, filename=asset.filename),
+            "width": asset.width,
+            "height": asset.height,
+        }
+    return None
+
+
+def _keep_upload(request: HttpRequest, form: CreateForm) -> None:
+    """A refused form keeps its picture: cleaned and stored as the person's pending upload, so
+    the page says "using photo.png" instead of asking for the file again."""
+    upload = request.FILES.get("image")
+    if upload is None or not form.needs_image():
+        return
+    try:
+        pending = services.pending_upload_keep(user=request.user, upload=upload)
+    except InvalidInput as exc:
+        if not form.has_error("image"):
+            form.add_error("image", str(exc))
+        return
+    except ProviderError as exc:  # storage down: the person picks the file again
+        logger.warning("could not keep an upload: %s", exc.detail)
+        return
+    form.data = form.data.copy()
+    form.data["pending_upload"] = str(pending.uuid)
+    form.data.pop("source_asset", None)
 
 
 @login_required
@@ -48,9 +130,11 @@ def create(request: HttpRequest) -> HttpResponse:
         if status == 200 and form.is_valid():
             spec = services.GenerationSpec(
                 model=form.cleaned_data["model"],
-                values={k: v for k, v in form.cleaned_data.items() if k not in {"model", "image", "image_url"}},
+                values={k: v for k, v in form.cleaned_data.items() if k not in SPEC_EXCLUDED},
                 image_upload=form.cleaned_data.get("image"),
                 image_url=form.cleaned_data.get("image_url") or "",
+                source_asset=form.cleaned_data.get("source_asset") or "",
+                pending_upload=form.cleaned_data.get("pending_upload") or "",
             )
             try:
                 generation = services.generation_submit(user=request.user, spec=spec)
@@ -65,14 +149,19 @@ def create(request: HttpRequest) -> HttpResponse:
                 )
             else:
                 return redirect("generation:detail", uuid=generation.uuid)
+        _keep_upload(request, form)
     else:
-        form = CreateForm(models=models)
+        form = CreateForm(initial=_prefill(request), models=models)
     context = {
         "form": form,
         "tab": tab,
         "tabs": [("image", "Image"), ("edit", "Edit"), ("3d", "3D")],
         "models": models,
         "selected": form.selected_model(),
+        "source": _source(request, form),
+        "cost": catalog.cost_of(form.selected_model(), {"num_outputs": form.picks["num_outputs"]})
+        if form.selected_model()
+        else 0,
         "balance": balance_of(user=request.user),
         "recent": selectors.recent_generations(user=request.user),
     }
@@ -88,19 +177,81 @@ def model_fields(request: HttpRequest) -> HttpResponse:
     """htmx: the parameter fields for the model just picked."""
     tab = _tab(request)
     models = services.catalog_available().filter(kind=TABS[tab])
-    form = CreateForm(initial={"model": request.GET.get("model")}, models=models)
-    return render(request, "generation/_model_fields.html", {"form": form, "selected": form.selected_model()})
+    # The whole form comes along (hx-include), so what was typed survives a change of model.
+    initial = {name: value for name, value in request.GET.items() if name in CreateForm.base_fields}
+    form = CreateForm(initial=initial, models=models)
+    context = {"form": form, "selected": form.selected_model(), "source": _source(request, form)}
+    return render(request, "generation/_model_fields.html", context)
+
+
+def download_name(asset: Asset) -> str:
+    """`atelier-<slug of the prompt>-<short id>[-<n>].<ext>`: a name that says what the file is
+    and stays unique in a downloads folder (variations get -2, -3, ...)."""
+    generation = asset.generation
+    words = slugify(generation.prompt)[:48].rstrip("-") or slugify(generation.get_kind_display()) or "result"
+    suffix = f"-{asset.index + 1}" if asset.role == AssetRole.OUTPUT and asset.index else ""
+    prefix = "input-" if asset.role == AssetRole.INPUT else ""
+    ext = asset.filename.rsplit(".", 1)[-1]
+    return f"atelier-{prefix}{words}-{generation.uuid.hex[:8]}{suffix}.{ext}"
+
+
+def _facts(generation: Generation) -> list[tuple[str, str]]:
+    """Every parameter in words, for the result page (what a remix will copy)."""
+    params = generation.params or {}
+    entry = generation.model
+    facts = [("Model", entry.title)]
+    version = generation.provider_version or entry.provider_version
+    facts.append(("Model version", version or "Latest (the provider does not pin official models)"))
+    if generation.seed is not None:
+        facts.append(("Seed", str(generation.seed)))
+    if "aspect_ratio" in params:
+        ratio = params["aspect_ratio"]
+        facts.append(("Aspect ratio", catalog.RATIO_LABELS.get(ratio, ratio)))
+    if "style" in params:
+        facts.append(("Style", catalog.STYLE_PRESETS.get(params["style"], (params["style"],))[0]))
+    if "strength" in params:
+        facts.append(("Strength", f"{float(params['strength']):.2f} (0 keeps the picture, 1 moves freely)"))
+    if catalog.outputs_of(params) > 1:
+        facts.append(("Variations", str(catalog.outputs_of(params))))
+    if generation.negative_prompt:
+        facts.append(("Negative prompt", generation.negative_prompt))
+    facts.append(("Cost", f"{generation.cost} credit{'s' if generation.cost != 1 else ''}"))
+    facts.append(("Started", date_format(timezone.localtime(generation.queued_at), "j M Y, H:i")))
+    if generation.duration_seconds is not None:
+        facts.append(("Duration", f"{generation.duration_seconds:.1f} s"))
+    return facts
+
+
+def _neighbours(generation: Generation) -> tuple[Generation | None, Generation | None]:
+    """The gallery's previous (newer) and next (older) items, in its order: (queued_at, id) desc."""
+    mine = Generation.objects.filter(owner_id=generation.owner_id).only("uuid", "queued_at", "id")
+    at, pk = generation.queued_at, generation.pk
+    newer = mine.filter(Q(queued_at__gt=at) | Q(queued_at=at, id__gt=pk)).order_by("queued_at", "id").first()
+    older = mine.filter(Q(queued_at__lt=at) | Q(queued_at=at, id__lt=pk)).order_by("-queued_at", "-id").first()
+    return newer, older
 
 
 def _detail_context(request: HttpRequest, uuid) -> dict:
     generation = selectors.generation_for_owner(user=request.user, uuid=uuid)
     assets = selectors.assets_by_role(generation)
     output = assets["output"][0] if assets["output"] else None
+    tab = KIND_TABS.get(generation.kind, "image")
+    outputs = [
+        {
+            "asset": asset,
+            "url": storage.access_url(asset.storage_key, filename=download_name(asset)),
+            "download_name": download_name(asset),
+            "is_image": not asset.is_model_3d,
+        }
+        for asset in assets["output"]
+    ]
     return {
         "generation": generation,
         "assets": assets,
         "output": output,
-        "output_url": storage.access_url(output.storage_key, filename=output.filename) if output else None,
+        "outputs": outputs,
+        "remix_url": f"{reverse('generation:create')}?tab={tab}&remix={generation.uuid}",
+        "output_url": outputs[0]["url"] if outputs else None,
         "input_url": (
             storage.access_url(assets["input"][0].storage_key, filename=assets["input"][0].filename)
             if assets["input"]
@@ -123,7 +274,11 @@ MODEL_VIEWER_CSP = {
 @login_required
 @csp_update(MODEL_VIEWER_CSP)
 def detail(request: HttpRequest, uuid) -> HttpResponse:
-    return render(request, "generation/detail.html", _detail_context(request, uuid))
+    context = _detail_context(request, uuid)
+    generation = context["generation"]
+    context["facts"] = _facts(generation)
+    context["newer"], context["older"] = _neighbours(generation)
+    return render(request, "generation/detail.html", context)
 
 
 @login_required
@@ -163,11 +318,25 @@ def retry(request: HttpRequest, uuid) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def run_again(request: HttpRequest, uuid) -> HttpResponse:
+    """Same model, prompt, parameters and input picture; a new seed."""
+    generation = selectors.generation_for_owner(user=request.user, uuid=uuid)
+    try:
+        new = services.generation_run_again(user=request.user, generation=generation)
+    except (NotAllowed, InvalidInput, ProviderError, InsufficientCredits) as exc:
+        messages.error(request, str(exc))
+        return redirect("generation:detail", uuid=uuid)
+    return redirect("generation:detail", uuid=new.uuid)
+
+
+@login_required
 @require_GET
 def download(request: HttpRequest, uuid) -> HttpResponse:
-    """Owner-only: a short-lived URL to one asset (presigned S3 or a signed local URL)."""
+    """Owner-only: a short-lived URL to one asset (presigned S3 with ResponseContentDisposition,
+    or a signed local URL), saved under a name that says what it is (`download_name`)."""
     asset = selectors.asset_for_owner(user=request.user, uuid=uuid)
-    return redirect(storage.access_url(asset.storage_key, filename=asset.filename, download=True))
+    return redirect(storage.access_url(asset.storage_key, filename=download_name(asset), download=True))
 
 
 @require_GET

@@ -13,15 +13,21 @@ from PIL import Image
 
 from billing import services as billing
 from billing.models import CreditReservation, LedgerEntry, LedgerReason, ReservationStatus, Wallet
-from generation import services
+from generation import marking, services
 from generation.errors import ProviderError
 from generation.models import Asset, CatalogEntry, Generation, ProviderWebhook, Status
+from generation.providers import local_render
 from generation.tasks import retry_delay, run_generation
 from tests.fakes.replicate_api import sample_png
 
 pytestmark = pytest.mark.django_db
 
 FLUX = "black-forest-labs/flux-schnell"
+
+
+def same_pixels(a: bytes, b: bytes) -> bool:
+    with Image.open(io.BytesIO(a)) as first, Image.open(io.BytesIO(b)) as second:
+        return first.size == second.size and first.tobytes() == second.tobytes()
 
 
 def fund(user, amount: int) -> None:
@@ -70,7 +76,8 @@ def test_success_copies_the_image_into_our_bucket_and_spends_the_credits(
     output = generation.assets.get(role="output")
     body = replicate_env["s3"]["client"].get_object(Bucket=replicate_env["s3"]["bucket"], Key=output.storage_key)
     content = body["Body"].read()
-    assert content == sample_png(0)
+    assert same_pixels(content, sample_png(0))  # the provider's picture, plus our AI marking
+    assert marking.read_marking(content)["digital_source_type"] == marking.DIGITAL_SOURCE_TYPE
     assert (output.mime_type, output.bytes, output.width) == ("image/png", len(content), 64)
     prediction = replicate_env["api"].prediction(generation.provider_prediction_id)
     assert prediction["input"] == {
@@ -232,7 +239,7 @@ def test_trellis_3d_model_is_copied_as_glb(alice, replicate_env, django_capture_
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     fund(alice, 20)
-    glb = b"glTF" + b"\x02\x00\x00\x00" + b"\x00" * 200
+    glb = local_render.image_to_glb(image=sample_png(5, (96, 96)), grid=12)
     replicate_env["api"].script(
         "firtoz/trellis", output_content=glb, output_ext="glb", output_mime="model/gltf-binary", output_key="model_file"
     )
@@ -546,7 +553,7 @@ def test_an_output_given_inline_as_a_data_url_is_stored(
     assert generation.status == Status.SUCCEEDED
     output = generation.assets.get(role="output")
     stored = replicate_env["s3"]["client"].get_object(Bucket=replicate_env["s3"]["bucket"], Key=output.storage_key)
-    assert stored["Body"].read() == sample_png(9)
+    assert same_pixels(stored["Body"].read(), sample_png(9))
 
 
 def test_browser_links_are_signed_for_the_public_bucket_address(alice, replicate_env, settings):

@@ -1,0 +1,191 @@
+"""Every stored output says it was made by AI (IPTC DigitalSourceType in XMP, the generator),
+read back from the stored objects in S3, from downloads, and from each format's own reader."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import urllib.request
+
+import pytest
+import trimesh
+from PIL import Image
+
+from billing import services as billing
+from billing.models import LedgerReason
+from generation import marking, services
+from generation.models import CatalogEntry, Generation, Status
+from generation.providers import local_render
+
+TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+
+
+def picture(fmt: str, mode: str = "RGB", **options) -> bytes:
+    image = Image.new(mode, (64, 48), (200, 80, 40, 128)[: len(mode)])
+    image.putpixel((3, 4), (10, 20, 30, 255)[: len(mode)])
+    out = io.BytesIO()
+    image.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def pixels(data: bytes) -> tuple:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.format, image.size, image.mode, image.tobytes()
+
+
+def pillow_xmp(data: bytes) -> str:
+    """The XMP packet as Pillow reads it (an independent reader of each format's chunk)."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        value = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or b""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode", "options", "mime"),
+    [
+        ("PNG", "RGB", {}, "image/png"),
+        ("PNG", "RGBA", {}, "image/png"),
+        ("JPEG", "RGB", {"quality": 90}, "image/jpeg"),
+        ("WEBP", "RGB", {"quality": 80}, "image/webp"),  # lossy: a simple VP8 file
+        ("WEBP", "RGBA", {"lossless": True}, "image/webp"),  # VP8L with alpha
+        ("WEBP", "RGB", {"lossless": True, "exif": b"Exif\x00\x00II*\x00"}, "image/webp"),  # VP8X already
+    ],
+)
+def test_each_image_format_is_marked_without_touching_its_pixels(fmt, mode, options, mime):
+    original = picture(fmt, mode, **options)
+    marked = marking.mark_bytes(original, mime=mime, model="FLUX.1 [schnell]", version="abc123", width=64, height=48)
+    assert pixels(marked) == pixels(original)
+    xmp = pillow_xmp(marked)
+    assert f'Iptc4xmpExt:DigitalSourceType="{TRAINED}"' in xmp
+    assert 'xmp:CreatorTool="Atelier (FLUX.1 [schnell] abc123)"' in xmp
+    assert marking.read_marking(marked) == {
+        "digital_source_type": TRAINED,
+        "generator": "Atelier (FLUX.1 [schnell] abc123)",
+    }
+    # Streaming: the same bytes whatever the chunking.
+    assert (
+        b"".join(
+            marking.mark_stream(
+                (original[i : i + 7] for i in range(0, len(original), 7)),
+                mime=mime,
+                model="FLUX.1 [schnell]",
+                version="abc123",
+                width=64,
+                height=48,
+            )
+        )
+        == marked
+    )
+
+
+def test_webp_riff_sizes_stay_consistent():
+    marked = marking.mark_bytes(picture("WEBP", "RGB"), mime="image/webp", model="m", width=64, height=48)
+    assert struct.unpack("<I", marked[4:8])[0] == len(marked) - 8
+    assert marked[12:16] == b"VP8X" and marked[20] & 0x04
+
+
+def test_glb_is_marked_in_asset_generator_and_extras_and_still_loads():
+    glb = local_render.image_to_glb(image=picture("PNG"), grid=10)
+    marked = marking.mark_bytes(glb, mime="model/gltf-binary", model="TRELLIS image-to-3D", version="4876f2a8")
+    assert struct.unpack("<I", marked[8:12])[0] == len(marked)
+    (length,) = struct.unpack("<I", marked[12:16])
+    asset = json.loads(marked[20 : 20 + length])["asset"]
+    assert asset["generator"] == "Atelier (TRELLIS image-to-3D 4876f2a8)"
+    assert asset["extras"]["digitalSourceType"] == TRAINED
+    assert "trimesh" in asset["extras"]["originalGenerator"]
+    scene = trimesh.load(io.BytesIO(marked), file_type="glb")
+    assert len(scene.geometry) == 1
+
+
+def test_a_file_that_is_not_what_it_claims_is_refused():
+    with pytest.raises(marking.MarkingError):
+        marking.mark_bytes(b"glTF" + b"\x02\x00\x00\x00" + b"\x00" * 40, mime="model/gltf-binary", model="m")
+
+
+# --- stored files and downloads -----------------------------------------------------------------
+
+
+def fund(user, amount: int) -> None:
+    billing.credits_grant(user=user, amount=amount, reason=LedgerReason.ADMIN_GRANT, idempotency_key=f"m:{user.pk}")
+
+
+def run(user, slug: str, capture, **kwargs) -> Generation:
+    spec = services.GenerationSpec(model=CatalogEntry.objects.get(slug=slug), **kwargs)
+    with capture(execute=True):
+        generation = services.generation_submit(user=user, spec=spec)
+    generation.refresh_from_db()
+    assert generation.status == Status.SUCCEEDED, generation.error_detail
+    return generation
+
+
+def s3_object(env, key: str) -> bytes:
+    return env["client"].get_object(Bucket=env["bucket"], Key=key)["Body"].read()
+
+
+@pytest.mark.django_db
+def test_stored_images_thumbnails_and_downloads_carry_the_marking(
+    alice, client, s3_storage, django_capture_on_commit_callbacks
+):
+    fund(alice, 10)
+    generation = run(
+        alice, "local-canvas", django_capture_on_commit_callbacks, values={"prompt": "a red fox in snow", "seed": 3}
+    )
+    output = generation.assets.get(role="output")
+    stored = s3_object(s3_storage, output.storage_key)
+    found = marking.read_marking(stored)
+    assert found["digital_source_type"] == TRAINED
+    assert found["generator"] == "Atelier (Atelier Canvas (offline) 2026.11)"
+    assert TRAINED in pillow_xmp(stored)
+    # The pixels are the renderer's own.
+    rendered = local_render.render_text_to_image(
+        prompt="a red fox in snow", negative_prompt="", seed=3, width=768, height=768, style="none"
+    )
+    assert pixels(stored) == pixels(rendered)
+
+    thumb = generation.assets.get(role="thumbnail")
+    assert TRAINED in pillow_xmp(s3_object(s3_storage, thumb.storage_key))
+
+    client.force_login(alice)
+    response = client.get(f"/a/{output.uuid}/download/")
+    with urllib.request.urlopen(response["Location"], timeout=10) as download:  # noqa: S310 - the test's S3 server
+        assert "attachment" in download.headers["Content-Disposition"]
+        downloaded = download.read()
+    assert downloaded == stored
+    assert marking.read_marking(downloaded)["digital_source_type"] == TRAINED
+
+
+@pytest.mark.django_db
+def test_stored_3d_models_carry_the_marking(alice, s3_storage, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    fund(alice, 10)
+    upload = SimpleUploadedFile("chair.png", picture("PNG"), content_type="image/png")
+    generation = run(alice, "local-relief", django_capture_on_commit_callbacks, image_upload=upload)
+    stored = s3_object(s3_storage, generation.assets.get(role="output").storage_key)
+    found = marking.read_marking(stored)
+    assert found == {"digital_source_type": TRAINED, "generator": "Atelier (Atelier Relief 3D (offline) 2026.11)"}
+
+
+@pytest.mark.django_db
+def test_local_file_downloads_keep_the_marking(alice, client, django_capture_on_commit_callbacks):
+    fund(alice, 10)
+    generation = run(alice, "local-canvas", django_capture_on_commit_callbacks, values={"prompt": "dunes"})
+    client.force_login(alice)
+    response = client.get(f"/a/{generation.assets.get(role='output').uuid}/download/", follow=True)
+    downloaded = b"".join(response.streaming_content)
+    assert marking.read_marking(downloaded)["digital_source_type"] == TRAINED
+
+
+@pytest.mark.django_db
+def test_a_jpeg_from_the_provider_is_stored_marked(alice, replicate_env, django_capture_on_commit_callbacks):
+    fund(alice, 10)
+    jpeg = picture("JPEG")
+    replicate_env["api"].script(
+        "black-forest-labs/flux-schnell", output_content=jpeg, output_ext="jpg", output_mime="image/jpeg"
+    )
+    generation = run(alice, "flux-schnell", django_capture_on_commit_callbacks, values={"prompt": "a kite"})
+    stored = s3_object(replicate_env["s3"], generation.assets.get(role="output").storage_key)
+    assert pixels(stored) == pixels(jpeg)
+    assert marking.read_marking(stored) == {"digital_source_type": TRAINED, "generator": "Atelier (FLUX.1 [schnell])"}

@@ -46,7 +46,7 @@ def test_create_an_image_with_the_offline_model(page, artist):
     assert page.get_by_text("Balance: 10 credits").is_visible()
     screenshot(page, "create-image")
     page.get_by_label("Prompt", exact=True).fill("a lighthouse at dawn, calm sea")
-    page.get_by_label("Style").select_option("watercolor")
+    page.locator("label.style-option", has_text="Watercolor").click()
     page.get_by_role("button", name="Generate").click()
     page.wait_for_url(re.compile(r".*/g/[0-9a-f-]+/$"))
     assert wait_final(page) == "succeeded"

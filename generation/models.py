@@ -107,6 +107,8 @@ class Generation(models.Model):
             # Gallery keyset pagination: WHERE owner = ? AND (queued_at, id) < (?, ?) ORDER BY both DESC.
             models.Index(fields=["owner", "-queued_at", "-id"], name="generation_gallery_cursor"),
         ]
+        # One retry per failed job (migration 0004 made it with SQL; declared so table rebuilds keep it).
+        constraints = [models.UniqueConstraint(fields=["retry_of"], name="generation_retry_of_once")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.uuid} ({self.status})"

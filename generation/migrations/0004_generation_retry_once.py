@@ -8,11 +8,13 @@ Rows from before this migration may already hold several retries of one job (the
 the later ones are detached (`retry_of` set to NULL, as `on_delete=SET_NULL` would) so the index
 can be built; the rows themselves, their assets and their ledger entries stay.
 
-The index is created with SQL and no model state change, so `makemigrations` stays quiet while the
-model (`Generation.retry_of`) keeps its declaration.
+The index is created with SQL (PostgreSQL and SQLite alike); the model state records it as the
+`UniqueConstraint` the model declares, so Django knows it: SQLite rebuilds a table for some later
+changes (0006 did), and a rebuild keeps only what the state knows. Migration 0008 puts the index
+back on databases where 0006 had already dropped it.
 """
 
-from django.db import migrations
+from django.db import migrations, models
 
 DETACH_EXTRA_RETRIES = """
 UPDATE generation_generation SET retry_of_id = NULL
@@ -37,5 +39,13 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(DETACH_EXTRA_RETRIES, migrations.RunSQL.noop),
-        migrations.RunSQL(CREATE_INDEX, DROP_INDEX),
+        migrations.SeparateDatabaseAndState(
+            database_operations=[migrations.RunSQL(CREATE_INDEX, DROP_INDEX)],
+            state_operations=[
+                migrations.AddConstraint(
+                    model_name="generation",
+                    constraint=models.UniqueConstraint(fields=["retry_of"], name="generation_retry_of_once"),
+                )
+            ],
+        ),
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -433,10 +434,11 @@ REPLICATE_WEBHOOK_TOLERANCE = 300  # seconds; older or future-dated deliveries a
 WEBHOOK_BASE_URL = env.str("WEBHOOK_BASE_URL", default="")
 # Replicate posts whole prediction bodies (prompts, output links) there: https only. Plain http is
 # let through for a loopback host alone (a local Replicate stand-in, the bench): nothing leaves the machine.
-if (
-    WEBHOOK_BASE_URL
-    and not WEBHOOK_BASE_URL.startswith("https://")
-    and not WEBHOOK_BASE_URL.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:"))
+_webhook_base = urlsplit(WEBHOOK_BASE_URL)
+if WEBHOOK_BASE_URL and not (
+    _webhook_base.scheme == "https"
+    # the host as parsed, not a prefix: http://localhost:1@evil.example is evil.example
+    or (_webhook_base.scheme == "http" and _webhook_base.hostname in ("127.0.0.1", "localhost", "::1"))
 ):
     raise SystemExit(f"atelier: WEBHOOK_BASE_URL={WEBHOOK_BASE_URL!r} must start with https:// (Replicate posts to it)")
 WEBHOOK_BASE_URL = WEBHOOK_BASE_URL or (SITE_URL if SITE_URL.startswith("https://") else "")

@@ -8,7 +8,9 @@ import pytest
 from tests.test_settings import PRINT, run
 
 
-@pytest.mark.parametrize("value", ["http://atelier.example", "ftp://atelier.example", "atelier.example"])
+@pytest.mark.parametrize(
+    "value", ["http://atelier.example", "ftp://atelier.example", "atelier.example", "http://localhost:1@evil.example"]
+)
 def test_a_webhook_base_url_that_is_not_https_stops_start_up(value):
     result = run(PRINT, {"WEBHOOK_BASE_URL": value})
     assert result.returncode != 0

@@ -191,11 +191,15 @@ def _is_local() -> bool:
     return isinstance(default_storage, FileSystemStorage)
 
 
-def access_url(key: str, *, filename: str, download: bool = False) -> str:
-    """A short-lived URL for the owner to view or download one object."""
+def access_url(key: str, *, filename: str, download: bool = False, ttl: int | None = None) -> str:
+    """A short-lived URL for the owner to view or download one object (local files: valid `ttl`
+    seconds, LOCAL_FILE_URL_TTL by default)."""
     disposition = f'{"attachment" if download else "inline"}; filename="{filename}"'
     if _is_local():
-        token = signing.dumps({"k": key, "d": int(download), "f": filename}, salt=_SIGNER_SALT, compress=True)
+        payload = {"k": key, "d": int(download), "f": filename}
+        if ttl is not None:
+            payload["t"] = int(ttl)
+        token = signing.dumps(payload, salt=_SIGNER_SALT, compress=True)
         return reverse("generation:file", args=[token])
     if settings.AWS_S3_PUBLIC_ENDPOINT_URL:
         return _public_presigned_url(key, disposition)
@@ -231,13 +235,19 @@ def provider_url(key: str) -> str | None:
     """A short-lived URL a provider can fetch our copy of an input from: presigned S3, or with
     local files a signed link on our own site (absolute, SITE_URL; valid LOCAL_FILE_URL_TTL)."""
     if _is_local():
-        return settings.SITE_URL.rstrip("/") + access_url(key, filename=key.rsplit("/", 1)[-1])
+        name = key.rsplit("/", 1)[-1]
+        return settings.SITE_URL.rstrip("/") + access_url(key, filename=name, ttl=settings.PROVIDER_INPUT_URL_TTL)
     return default_storage.url(key, expire=settings.PROVIDER_INPUT_URL_TTL)
 
 
 def unsign(token: str) -> dict:
-    """The object a signed local URL points to. Raises signing.BadSignature when tampered or old."""
-    return signing.loads(token, salt=_SIGNER_SALT, max_age=settings.LOCAL_FILE_URL_TTL)
+    """The object a signed local URL points to. Raises signing.BadSignature when tampered or
+    older than its own lifetime (LOCAL_FILE_URL_TTL unless the link was made with another)."""
+    longest = max(settings.LOCAL_FILE_URL_TTL, settings.PROVIDER_INPUT_URL_TTL)
+    data = signing.loads(token, salt=_SIGNER_SALT, max_age=longest)
+    ttl = int(data.get("t") or settings.LOCAL_FILE_URL_TTL)
+    signing.loads(token, salt=_SIGNER_SALT, max_age=min(ttl, longest))  # raises SignatureExpired
+    return data
 
 
 def open_local(key: str) -> io.BufferedReader:

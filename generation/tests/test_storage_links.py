@@ -1,0 +1,44 @@
+"""Signed links to local files: the owner's expire after LOCAL_FILE_URL_TTL; the ones handed to a
+provider (which may start the job minutes later, e.g. a cold boot) last PROVIDER_INPUT_URL_TTL."""
+
+from __future__ import annotations
+
+import time
+from unittest import mock
+
+import pytest
+from django.core import signing
+
+from generation import storage
+
+
+def _token(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _later(seconds: float):
+    now = time.time()
+    return mock.patch("django.core.signing.time.time", return_value=now + seconds)
+
+
+def test_a_provider_link_outlives_an_owner_link_but_not_its_own_lifetime(settings):
+    settings.LOCAL_FILE_URL_TTL, settings.PROVIDER_INPUT_URL_TTL = 600, 3600
+    settings.SITE_URL = "https://atelier.example"
+    key = "users/u/generations/g/input-0.png"
+    owner = _token(storage.access_url(key, filename="input-0.png"))
+    provider = _token(storage.provider_url(key))
+
+    with _later(1200):  # 20 minutes on
+        with pytest.raises(signing.SignatureExpired):
+            storage.unsign(owner)
+        assert storage.unsign(provider)["k"] == key
+    with _later(3700), pytest.raises(signing.SignatureExpired):
+        storage.unsign(provider)
+
+
+def test_a_tampered_lifetime_is_refused(settings):
+    settings.LOCAL_FILE_URL_TTL, settings.PROVIDER_INPUT_URL_TTL = 600, 3600
+    token = _token(storage.access_url("users/u/x.png", filename="x.png"))
+    forged = token.replace(token[:5], "AAAAA", 1)
+    with pytest.raises(signing.BadSignature):
+        storage.unsign(forged)

@@ -15,6 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -30,19 +31,51 @@ def _is_fragment_request(request: HttpRequest) -> bool:
 
 
 def _cards(items) -> list[dict]:
-    """Each generation with the short-lived URL of its picture (signing only, no query)."""
+    """What each card shows, worked out here rather than in the template: 24 cards are most of
+    the page's cost, and plain values render several times faster than lookups and tags. The
+    picture is a short-lived signed URL (signing only, no query)."""
     cards = []
+    detail = reverse("generation:detail", args=[_UUID0])
+    card = reverse("generation:gallery_card", args=[_UUID0])
+    favorite = reverse("generation:favorite", args=[_UUID0])
+    now = timezone.now()
     for generation in items:
         picture = selectors.gallery_picture(generation)
-        url = storage.access_url(picture.storage_key, filename=picture.filename) if picture else ""
-        cards.append({"generation": generation, "picture": picture, "picture_url": url})
+        key = str(generation.uuid)
+        cards.append(
+            {
+                "generation": generation,
+                "picture": picture,
+                "picture_url": storage.access_url(picture.storage_key, filename=picture.filename) if picture else "",
+                "detail_url": detail.replace(_UUID0_STR, key),
+                "card_url": card.replace(_UUID0_STR, key),
+                "favorite_url": favorite.replace(_UUID0_STR, key),
+                "age": _age(generation.queued_at, now),
+            }
+        )
     return cards
+
+
+_UUID0 = uuid_module.UUID(int=0)
+_UUID0_STR = str(_UUID0)
+
+
+def _age(when, now) -> str:
+    """ "just now", "5 minutes ago", "3 days ago", then the date: what people scan a grid for."""
+    seconds = int((now - when).total_seconds())
+    if seconds < 60:
+        return "just now"
+    for unit, size, below in (("minute", 60, 3600), ("hour", 3600, 86400), ("day", 86400, 30 * 86400)):
+        if seconds < below:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return timezone.localtime(when).strftime("%-d %b %Y")
 
 
 @login_required
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
-    models = list(CatalogEntry.objects.order_by("kind", "order", "title"))
+    models = list(CatalogEntry.objects.only("slug", "title").order_by("kind", "order", "title"))
     form = GalleryFilterForm(request.GET, models=models)
     filters = form.filters()
     hidden = selectors.gallery_hidden(user=request.user)
@@ -63,8 +96,11 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "base_query": base_query,
         "cursor": cursor,
         "newest_url": reverse("generation:gallery") + (f"?{base_query}" if base_query else ""),
-        "form": form,
+        "here": request.get_full_path(),
         "filters": filters,
+        "kind_choices": form.fields["kind"].choices,
+        "model_choices": form.fields["model"].choices,
+        "status_choices": form.fields["status"].choices,
         "filters_open": any((filters.kind, filters.model, filters.status, filters.since, filters.until)),
         "history_confirmation": HISTORY_CONFIRMATION,
     }
@@ -91,7 +127,8 @@ def _page_url(base_query: str, cursor: str) -> str:
 def card(request: HttpRequest, uuid) -> HttpResponse:
     """htmx: one card, polled while its job runs; rendered without a trigger once final."""
     generation = selectors.gallery_card(user=request.user, uuid=uuid)
-    response = render(request, "generation/_gallery_card.html", {"card": _cards([generation])[0]})
+    context = {"card": _cards([generation])[0], "here": reverse("generation:gallery")}
+    response = render(request, "generation/_gallery_card.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -105,7 +142,11 @@ def favorite(request: HttpRequest, uuid) -> HttpResponse:
         user=request.user, generation=generation, favorite=request.POST.get("favorite") == "1"
     )
     if request.htmx:
-        return render(request, "generation/_favorite.html", {"generation": generation})
+        compact = request.POST.get("compact") == "1"  # the card's overlay star, not the result page's button
+        here = _safe_next(request) or reverse("generation:gallery")
+        return render(
+            request, "generation/_favorite.html", {"generation": generation, "compact": compact, "here": here}
+        )
     return redirect(_safe_next(request) or reverse("generation:gallery"))
 
 

@@ -44,6 +44,10 @@ def assets_by_role(generation: Generation) -> dict[str, list[Asset]]:
 # --- gallery ---------------------------------------------------------------------------------------
 
 GALLERY_PAGE_SIZE = 24  # divides into rows of 2, 3, 4 and 6
+# What a card needs, no more: the JSON columns (params, the catalog's parameter schemas) and the
+# long texts cost more to decode than the rest of the page's rows together.
+GALLERY_FIELDS = ("uuid", "kind", "prompt", "status", "cost", "favorite", "queued_at", "owner_id", "model__title")
+GALLERY_ASSET_FIELDS = ("uuid", "generation_id", "role", "index", "storage_key", "mime_type", "width", "height")
 _CURSOR_SALT = "generation.gallery.cursor"
 
 
@@ -151,7 +155,14 @@ def gallery_page(
         stamp, pk = gallery_cursor_decode(cursor)
         # `queued_at <= stamp` is the index range; the OR only sorts out ties on the boundary.
         queryset = queryset.filter(queued_at__lte=stamp).filter(Q(queued_at__lt=stamp) | Q(pk__lt=pk))
-    rows = list(_with_assets(queryset.order_by("-queued_at", "-id"))[: limit + 1])
+    rows = list(
+        queryset.order_by("-queued_at", "-id")
+        .select_related("model")
+        .only(*GALLERY_FIELDS)
+        .prefetch_related(
+            Prefetch("assets", queryset=Asset.objects.only(*GALLERY_ASSET_FIELDS).order_by("role", "index"))
+        )[: limit + 1]
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return GalleryPage(items=rows, next_cursor=gallery_cursor_encode(rows[-1]) if more else "")

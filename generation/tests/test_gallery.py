@@ -316,6 +316,24 @@ def test_favourite_star_sets_and_unsets_with_htmx(signed_in, alice):
     assert response["Location"] == "/gallery/"
 
 
+def test_the_cards_star_and_its_htmx_answer_are_the_same_markup(signed_in, alice):
+    """The card writes the star out (no include, for speed); clicking swaps in _favorite.html."""
+    row = make(alice, 1, favorite=True)[0]
+    page = signed_in.get("/gallery/").content.decode()
+    star = re.search(
+        r'<form method="post" action="/g/[^"]+/favorite/" class="favorite-form favorite-compact".*?</form>', page, re.S
+    )
+    swapped = signed_in.post(
+        f"/g/{row.uuid}/favorite/", {"favorite": "1", "compact": "1", "next": "/gallery/"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+
+    def shape(html):
+        html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
+        return re.sub(r"\s+", "", re.sub(r"\{%.*?%\}", "", html))
+
+    assert star and shape(star.group(0)) == shape(swapped)
+
+
 # --- access control and CSRF ---------------------------------------------------------------------
 
 

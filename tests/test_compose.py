@@ -54,7 +54,7 @@ def test_compose_sets_the_trusted_proxy_count():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     # No proxy in this stack: gunicorn is published directly, so X-Forwarded-For is not trusted.
     assert services["web"]["environment"]["TRUSTED_PROXY_COUNT"] == "${TRUSTED_PROXY_COUNT:-0}"
-    assert "8000:8000" in services["web"]["ports"]
+    assert "127.0.0.1:8000:8000" in services["web"]["ports"]  # never reachable around a proxy
 
 
 def test_readme_says_what_runs_where_and_names_the_proxy_setting():

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from billing import services as billing
 from billing.models import LedgerReason
 from generation import services
-from generation.models import Asset, AssetRole, CatalogEntry, Generation, Kind
+from generation.models import Asset, AssetRole, CatalogEntry, Generation, Kind, Status
 from generation.tests.test_gallery import make
 from tests.browser import screenshot, sign_in
 from tests.factories import UserFactory
@@ -75,6 +75,7 @@ def cards(page):
 
 def test_gallery_grid_filter_search_and_screenshots(page, artist):
     pictured(artist, 8, start=timezone.now() - timedelta(days=2))
+    make(artist, 1, status=Status.FAILED, prompt="a castle made of glass", start=timezone.now() - timedelta(hours=3))
     real(artist, "a lighthouse at dawn, calm sea")
     real(artist, "make it winter", slug="local-restyle")
     real(artist, "", slug="local-relief")
@@ -82,7 +83,7 @@ def test_gallery_grid_filter_search_and_screenshots(page, artist):
     sign_in(page, artist)
     page.get_by_role("link", name="Gallery").first.click()
     page.wait_for_url("**/gallery/")
-    assert cards(page).count() == 12
+    assert cards(page).count() == 13
     first = cards(page).first
     assert "red fox" in first.inner_text()
     assert page.evaluate("img => img.naturalWidth", first.locator("img").element_handle()) > 0
@@ -176,6 +177,7 @@ def test_a_running_job_updates_itself_in_the_grid(page, artist, monkeypatch):
     page.goto("/gallery/")
     card = page.locator(f"#card-{row.uuid}")
     assert card.get_attribute("data-status") == "queued"
+    screenshot(page, "gallery-running")
     services.generation_run(generation_id=row.pk)  # a worker picks it up and finishes it
     page.locator(f"#card-{row.uuid}[data-status=succeeded] img").wait_for(timeout=15_000)
     assert card.get_attribute("hx-trigger") is None  # final: it stopped polling
@@ -189,6 +191,7 @@ def test_bulk_delete_with_shift_click(page, artist):
     page.locator(f"#card-{newest_first[1].uuid} input[data-select]").click()
     page.locator(f"#card-{newest_first[3].uuid} input[data-select]").click(modifiers=["Shift"])
     assert page.locator("[data-selected-count]").inner_text() == "3"
+    screenshot(page, "gallery-selecting-desktop")
     page.set_viewport_size(PHONE)
     screenshot(page, "gallery-selecting-phone")
     page.set_viewport_size(DESKTOP)

@@ -35,6 +35,8 @@ def check_cache() -> None:
     cache.set(key, "ok", timeout=10)
     if cache.get(key) != "ok":
         raise RuntimeError("value written to the cache could not be read back")
+    if getattr(cache, "degraded", False):  # config.cache: Redis down, counting in process memory
+        raise RuntimeError("Redis is unreachable; the cache runs on each process's memory")
     cache.delete(key)
 
 

@@ -127,7 +127,15 @@ def test_sign_in_and_password_reset_work_with_the_cache_down(client, alice, cach
     assert reset.status_code == 302
     assert len(mail.outbox) == 1
 
-    assert any("failing open" in record.getMessage() for record in caplog.records)
+    assert any("counting in this process's memory" in record.getMessage() for record in caplog.records)
+
+
+def test_with_the_cache_down_wrong_passwords_still_lock_the_account(client, staff, cache_down):
+    """The limits count in process memory meanwhile: staff are not left open to brute force."""
+    for _ in range(10):
+        assert sign_in(client, reverse("account_login"), staff.email, "wrong-password-123").status_code in {200, 429}
+    sign_in(client, reverse("account_login"), staff.email, PASSWORD)
+    assert "_auth_user_id" not in client.session
 
 
 def test_the_fail_open_cache_still_limits_while_redis_is_up(client, staff, cache_on_real_redis):

@@ -459,6 +459,11 @@ PROVIDER_INPUT_URL_TTL = 3600  # presigned URL of our input copy handed to the p
 LOCAL_FILE_URL_TTL = 600  # signed URLs for local-file storage
 FREE_CREDITS_ON_SIGNUP = env.int("FREE_CREDITS_ON_SIGNUP", default=25)
 OUTPUT_MAX_BYTES = env.int("OUTPUT_MAX_BYTES", default=200 * 1024 * 1024)
+# AI marking (generation/marking.py): every stored output carries IPTC XMP; images also get a
+# signed C2PA manifest when a certificate chain (PEM, leaf first) and its ES256 (P-256) private
+# key are set. Without them nothing is signed (and nothing pretends to be).
+C2PA_CERT_FILE = env.str("C2PA_CERT_FILE", default="")
+C2PA_KEY_FILE = env.str("C2PA_KEY_FILE", default="")
 
 # Stripe: payments switch on with the secret key. STRIPE_API_BASE points the SDK elsewhere (tests).
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

@@ -15,10 +15,16 @@ original bytes, so pixels are never re-encoded (same seed, same bytes), and a la
 held in memory, only its JSON chunk. Thumbnails are encoded by us and get the packet from
 Pillow (`xmp=`). Downloads serve the stored bytes, so they keep it.
 
+With C2PA_CERT_FILE and C2PA_KEY_FILE set, images (PNG, JPEG, WebP) also get a signed C2PA
+manifest (`c2pa-python`): one `c2pa.created` action with the same digitalSourceType and the
+generator as softwareAgent. Signing needs the whole file, so it goes through spooled temporary
+files (memory up to 16 MB, then disk), never one big buffer. GLB is not a C2PA format; its
+marking is the JSON above.
+
 Limits, written down: metadata is easy to strip (any re-save or screenshot drops it), which is
 why the law also expects visible disclosure where content is published; a file that already
-carried its own XMP keeps it after ours (readers take the first packet). No C2PA manifest is
-embedded yet (see the README's closing note for why).
+carried its own XMP keeps it after ours (readers take the first packet); a C2PA signature is only
+as trusted as its certificate (a self-made one validates but reads as untrusted).
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ from __future__ import annotations
 import json
 import re
 import struct
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from xml.sax.saxutils import quoteattr
+
+from django.conf import settings
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 GENERATOR = "Atelier"
@@ -217,6 +226,118 @@ def _glb(reader: _Reader, model: str, version: str) -> Iterator[bytes]:
     new_total = total - json_length + len(encoded)
     yield struct.pack("<4sII", magic, gltf_version, new_total) + struct.pack("<I4s", len(encoded), b"JSON") + encoded
     yield from reader.rest()
+
+
+# --- C2PA ------------------------------------------------------------------------------------------
+
+C2PA_MIMES = {"image/png", "image/jpeg", "image/webp"}
+SPOOL_IN_MEMORY = 16 * 1024 * 1024
+
+
+class SigningError(RuntimeError):
+    """The C2PA signature could not be made (bad certificate or key, library failure)."""
+
+
+def c2pa_enabled(mime: str) -> bool:
+    return mime in C2PA_MIMES and bool(settings.C2PA_CERT_FILE and settings.C2PA_KEY_FILE)
+
+
+def c2pa_manifest(*, model: str, version: str, title: str) -> dict:
+    agent = generator_label(model, version)
+    return {
+        "claim_generator_info": [{"name": GENERATOR}],
+        "title": title,
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.created",
+                            "digitalSourceType": DIGITAL_SOURCE_TYPE,
+                            "softwareAgent": {"name": agent},
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+
+
+def _signer():
+    import c2pa
+
+    try:
+        with open(settings.C2PA_CERT_FILE, "rb") as cert, open(settings.C2PA_KEY_FILE, "rb") as key:
+            info = c2pa.C2paSignerInfo(alg=b"es256", sign_cert=cert.read(), private_key=key.read(), ta_url=None)
+        return c2pa.Signer.from_info(info)
+    except (OSError, c2pa.C2paError) as exc:
+        raise SigningError(f"C2PA signer: {exc!r}") from exc
+
+
+def check_c2pa_settings(app_configs=None, **kwargs) -> list:
+    """`manage.py check`: a half-configured or unusable signing setup is an error at deploy time,
+    not a failed job (and a refund) for every picture later."""
+    from django.core.checks import Error
+
+    cert, key = settings.C2PA_CERT_FILE, settings.C2PA_KEY_FILE
+    if not cert and not key:
+        return []
+    if not (cert and key):
+        return [Error("Set both C2PA_CERT_FILE and C2PA_KEY_FILE, or neither.", id="generation.E001")]
+    try:
+        _signer()
+    except SigningError as exc:
+        return [Error(f"The C2PA certificate or key cannot be used: {exc}", id="generation.E002")]
+    return []
+
+
+def c2pa_stream(
+    chunks: Iterable[bytes], *, mime: str, model: str, version: str = "", title: str = ""
+) -> Iterator[bytes]:
+    """The file with a signed C2PA manifest embedded, streamed from a spooled temporary file."""
+    import c2pa
+
+    with (
+        tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as source,
+        tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as signed,
+    ):
+        for chunk in chunks:
+            source.write(chunk)
+        source.seek(0)
+        try:
+            builder = c2pa.Builder(c2pa_manifest(model=model, version=version, title=title))
+            builder.sign(_signer(), mime, source, signed)
+        except c2pa.C2paError as exc:
+            raise SigningError(f"C2PA signing: {exc!r}") from exc
+        signed.seek(0)
+        while chunk := signed.read(256 * 1024):
+            yield chunk
+
+
+def read_c2pa(data: bytes, mime: str) -> dict | None:
+    """The active C2PA manifest's actions and validation state, or None without a manifest."""
+    import io
+
+    import c2pa
+
+    try:
+        reader = c2pa.Reader(mime, io.BytesIO(data))
+    except c2pa.C2paError:
+        return None
+    store = json.loads(reader.json())
+    manifest = store["manifests"][store["active_manifest"]]
+    actions = [
+        action
+        for assertion in manifest.get("assertions", [])
+        if assertion["label"].startswith("c2pa.actions")
+        for action in assertion["data"].get("actions", [])
+    ]
+    return {
+        "actions": actions,
+        "validation_state": store.get("validation_state", ""),
+        "validation_status": [status.get("code") for status in store.get("validation_status") or []],
+    }
 
 
 # --- reading it back (tests, support) ---------------------------------------------------------------

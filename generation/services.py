@@ -674,6 +674,14 @@ def _copy_output(generation: Generation, provider, ref, index: int, stored: list
         width=width or 0,
         height=height or 0,
     )
+    if marking.c2pa_enabled(mime):  # a signed C2PA manifest too, where a certificate is configured
+        marked = marking.c2pa_stream(
+            marked,
+            mime=mime,
+            model=generation.model.title,
+            version=generation.provider_version,
+            title=key.rsplit("/", 1)[-1],
+        )
 
     def keeping() -> Iterator[bytes]:
         try:

@@ -189,3 +189,127 @@ def test_a_jpeg_from_the_provider_is_stored_marked(alice, replicate_env, django_
     stored = s3_object(replicate_env["s3"], generation.assets.get(role="output").storage_key)
     assert pixels(stored) == pixels(jpeg)
     assert marking.read_marking(stored) == {"digital_source_type": TRAINED, "generator": "Atelier (FLUX.1 [schnell])"}
+
+
+# --- C2PA --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def c2pa_signing(settings, tmp_path):
+    """A certificate chain made for the test (a CA of our own and a signing certificate under
+    it, ES256), configured as the deployment would: two PEM files named in settings."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(common: str) -> x509.Name:
+        return x509.Name(
+            [x509.NameAttribute(NameOID.COMMON_NAME, common), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Atelier")]
+        )
+
+    def usage(*, sign: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(
+            digital_signature=not sign,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=sign,
+            crl_sign=sign,
+            encipher_only=False,
+            decipher_only=False,
+        )
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("Atelier test CA"))
+        .issuer_name(name("Atelier test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage(sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name("Atelier test signer"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage(sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "c2pa-chain.pem", tmp_path / "c2pa-key.pem"
+    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    settings.C2PA_CERT_FILE, settings.C2PA_KEY_FILE = str(cert_file), str(key_file)
+
+
+@pytest.mark.django_db
+def test_a_signed_c2pa_manifest_is_embedded_and_read_back_with_c2pas_reader(
+    alice, client, s3_storage, c2pa_signing, django_capture_on_commit_callbacks
+):
+    fund(alice, 10)
+    generation = run(alice, "local-canvas", django_capture_on_commit_callbacks, values={"prompt": "a paper boat"})
+    output = generation.assets.get(role="output")
+    stored = s3_object(s3_storage, output.storage_key)
+    manifest = marking.read_c2pa(stored, "image/png")
+    assert manifest is not None
+    assert manifest["actions"] == [
+        {
+            "action": "c2pa.created",
+            "digitalSourceType": TRAINED,
+            "softwareAgent": {"name": "Atelier (Atelier Canvas (offline) 2026.11)"},
+        }
+    ]
+    # Signed by our own test CA: the signature and hashes check out; the CA is not a trusted one.
+    assert manifest["validation_state"] == "Valid"
+    assert manifest["validation_status"] == ["signingCredential.untrusted"]
+    # The XMP marking is still there, the pixels are untouched, and the download is the same file.
+    assert marking.read_marking(stored)["digital_source_type"] == TRAINED
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.size == (768, 768)
+    client.force_login(alice)
+    with urllib.request.urlopen(client.get(f"/a/{output.uuid}/download/")["Location"], timeout=10) as download:  # noqa: S310
+        assert download.read() == stored
+
+
+@pytest.mark.parametrize(("fmt", "mime"), [("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
+def test_jpeg_and_webp_get_a_c2pa_manifest_too(c2pa_signing, fmt, mime):
+    marked = marking.mark_bytes(picture(fmt), mime=mime, model="m", width=64, height=48)
+    signed = b"".join(marking.c2pa_stream([marked], mime=mime, model="m", title=f"output-0.{fmt.lower()}"))
+    assert marking.read_c2pa(signed, mime)["actions"][0]["digitalSourceType"] == TRAINED
+    assert marking.read_marking(signed)["digital_source_type"] == TRAINED
+    assert pixels(signed)[1:3] == pixels(marked)[1:3]
+
+
+def test_without_a_certificate_nothing_is_signed(settings):
+    settings.C2PA_CERT_FILE = settings.C2PA_KEY_FILE = ""
+    assert not marking.c2pa_enabled("image/png")
+    assert marking.read_c2pa(picture("PNG"), "image/png") is None
+
+
+def test_a_half_or_broken_c2pa_setup_fails_the_deploy_check(settings, tmp_path, c2pa_signing):
+    assert marking.check_c2pa_settings() == []
+    settings.C2PA_KEY_FILE = ""
+    assert [e.id for e in marking.check_c2pa_settings()] == ["generation.E001"]
+    broken = tmp_path / "broken.pem"
+    broken.write_text("not a key")
+    settings.C2PA_KEY_FILE = str(broken)
+    assert [e.id for e in marking.check_c2pa_settings()] == ["generation.E002"]

@@ -48,6 +48,7 @@
     preview.hidden = false;
     var source = zone.querySelector("[data-source]");
     if (source) source.hidden = true; // the new picture replaces the kept one
+    zone.classList.add("is-changing");
     var url = zone.querySelector('input[name="image_url"]');
     if (url) url.value = "";
   }
@@ -81,6 +82,12 @@
     var target = event.target;
     if (target.name === "model" || target.name === "num_outputs") updateCost();
     if (target.matches("[data-file-input]")) showPreview(target);
+  });
+
+  // "Change" opens the file picker (it is the file field's label) and shows the upload and link.
+  document.addEventListener("click", function (event) {
+    var change = event.target.closest && event.target.closest("[data-source-change]");
+    if (change) change.closest("[data-dropzone]").classList.add("is-changing");
   });
 
   document.addEventListener("dragover", function (event) {

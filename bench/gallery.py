@@ -202,7 +202,25 @@ def _count(client, name: str, url: str, session: str) -> int:
         response = client.get(url)
     if response.status_code != 200:
         raise RuntimeError(f"{url}: HTTP {response.status_code}")
+    page_query = [q["sql"] for q in captured.captured_queries if 'FROM "generation_generation"' in q["sql"]]
+    if page_query:
+        PLANS[name] = _plan(page_query[0])
     return len(captured.captured_queries)
+
+
+PLANS: dict[str, str] = {}
+
+
+def _plan(sql: str) -> str:
+    """The scans PostgreSQL chose for a page's query, and its execution time."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS OFF) {sql}")
+        lines = [row[0].strip() for row in cursor.fetchall()]
+    scans = [line.split("  (")[0].lstrip("-> ") for line in lines if "Scan" in line]
+    took = next((line for line in lines if line.startswith("Execution Time")), "")
+    return f"{'; '.join(scans)} | {took}"
 
 
 def _get(port: int, url: str, cookie: str) -> float:
@@ -252,6 +270,8 @@ def report(args, times: dict[str, list[float]], queries: dict[str, int]) -> None
             f"  {name:9} median {median * 1000:6.2f} ms  p90 {p90 * 1000:6.2f} ms  "
             f"ratio {median / base:4.2f}  queries {queries[name]}"
         )
+    for name, plan in PLANS.items():
+        print(f"  plan {name:9} {plan}")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ _UUID0_STR = str(_UUID0)
 
 
 def _age(when, now) -> str:
-    """ "just now", "5 minutes ago", "3 days ago", then the date: what people scan a grid for."""
+    """How old a card is, as people scan a grid: just now, 5 minutes ago, 3 days ago, then the date."""
     seconds = int((now - when).total_seconds())
     if seconds < 60:
         return "just now"
@@ -69,7 +69,8 @@ def _age(when, now) -> str:
         if seconds < below:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    return timezone.localtime(when).strftime("%-d %b %Y")
+    local = timezone.localtime(when)
+    return f"{local.day} {local:%b %Y}"
 
 
 @login_required

@@ -180,6 +180,7 @@ def pending_upload_keep(*, user, upload: UploadedFile) -> PendingUpload:
     """Keep a picture from a refused create form, cleaned as any input is (InvalidInput when it
     is not a usable image), so the next submit can use it without picking the file again."""
     image = inputs.image_from_upload(upload)
+    pending_uploads_sweep(user=user, older_than_seconds=PENDING_UPLOAD_MAX_AGE)  # no beat needed to stay small
     pending = PendingUpload(owner=user, filename=(upload.name or "picture")[-200:], mime_type=image.mime)
     saved = storage.save_bytes(f"users/{user.public_id}/pending/{pending.uuid}.{image.ext}", image.content)
     pending.storage_key, pending.bytes = saved.key, saved.size
@@ -192,14 +193,22 @@ def pending_upload_keep(*, user, upload: UploadedFile) -> PendingUpload:
     return pending
 
 
-def pending_uploads_sweep(*, older_than_seconds: float = 24 * 3600, user=None) -> int:
-    """Delete kept uploads older than a day (or all of one person's, with `user`): objects first,
-    then rows. For a beat schedule and for deleting a person's history."""
-    rows = PendingUpload.objects.all()
+PENDING_UPLOAD_MAX_AGE = 24 * 3600  # seconds a kept upload waits for its second try
+
+
+def pending_uploads_sweep(*, older_than_seconds: float = PENDING_UPLOAD_MAX_AGE, user=None) -> int:
+    """Delete kept uploads older than `older_than_seconds` (one person's with `user`; 0 for all
+    of theirs, e.g. when their history is deleted): objects first, then rows.
+
+    Run for the person each time a new upload is kept and by `tasks.sweep_pending_uploads`; a
+    kept upload used by a submit is deleted then (the job has its own copy)."""
+    rows = PendingUpload.objects.filter(created_at__lte=timezone.now() - timezone.timedelta(seconds=older_than_seconds))
     if user is not None:
         rows = rows.filter(owner=user)
-    else:
-        rows = rows.filter(created_at__lt=timezone.now() - timezone.timedelta(seconds=older_than_seconds))
+    return _pending_uploads_delete(rows)
+
+
+def _pending_uploads_delete(rows) -> int:
     doomed = list(rows.values_list("pk", "storage_key"))
     storage.delete_keys([key for _, key in doomed])
     return PendingUpload.objects.filter(pk__in=[pk for pk, _ in doomed]).delete()[0]
@@ -216,7 +225,10 @@ def generation_submit(*, user, spec: GenerationSpec, retry_of: Generation | None
     _pick_seed(entry, clean.params)
     _check_credits(user, entry, catalog.cost_of(entry, clean.params))  # before any download or decode
     image = _clean_input_image(user, spec)  # network/decoding happens before we touch the database
-    return _create(user=user, entry=entry, clean=clean, image=image, retry_of=retry_of)
+    generation = _create(user=user, entry=entry, clean=clean, image=image, retry_of=retry_of)
+    if spec.pending_upload and image is not None and spec.image_upload is None and not spec.image_url:
+        _pending_uploads_delete(PendingUpload.objects.filter(owner=user, uuid=spec.pending_upload))  # now copied
+    return generation
 
 
 def _pick_seed(entry: CatalogEntry, params: dict) -> None:

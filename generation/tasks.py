@@ -103,6 +103,12 @@ def poll_running_generations() -> int:
 
 
 @shared_task
+def sweep_pending_uploads() -> int:
+    """Uploads kept from refused create forms, older than a day (for the beat schedule)."""
+    return services.pending_uploads_sweep()
+
+
+@shared_task
 def fail_stuck_generations() -> int:
     return services.generations_fail_stuck()
 

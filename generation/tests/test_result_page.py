@@ -236,3 +236,36 @@ def test_another_persons_ids_are_404_on_every_new_url(signed_in, stranger, alice
         assert "no longer available" in html.unescape(response.content.decode())
     assert Generation.objects.filter(owner__email="bob@example.com").count() == 0
     assert Asset.objects.filter(generation__owner__email="bob@example.com").count() == 0
+
+
+def test_a_kept_upload_is_deleted_once_used_and_old_ones_are_swept(
+    signed_in, alice, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from generation import services, storage
+    from generation.tasks import sweep_pending_uploads
+
+    upload = SimpleUploadedFile("photo.png", png(), content_type="image/png")
+    signed_in.post("/create/?tab=edit", {"model": "local-restyle", "prompt": "", "image": upload})
+    pending = PendingUpload.objects.get(owner=alice)
+    create(
+        signed_in,
+        django_capture_on_commit_callbacks,
+        tab="edit",
+        model="local-restyle",
+        prompt="sepia",
+        pending_upload=str(pending.uuid),
+    )
+    assert not PendingUpload.objects.exists()
+    with pytest.raises(services.ProviderError):
+        storage.read_bytes(pending.storage_key)
+
+    upload = SimpleUploadedFile("old.png", png(), content_type="image/png")
+    signed_in.post("/create/?tab=edit", {"model": "local-restyle", "prompt": "", "image": upload})
+    old = PendingUpload.objects.get(owner=alice)
+    PendingUpload.objects.filter(pk=old.pk).update(created_at=timezone.now() - timezone.timedelta(days=2))
+    assert sweep_pending_uploads() == 1
+    assert not PendingUpload.objects.exists()
+    with pytest.raises(services.ProviderError):
+        storage.read_bytes(old.storage_key)

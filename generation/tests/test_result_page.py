@@ -269,3 +269,15 @@ def test_a_kept_upload_is_deleted_once_used_and_old_ones_are_swept(
     assert not PendingUpload.objects.exists()
     with pytest.raises(services.ProviderError):
         storage.read_bytes(old.storage_key)
+
+
+def test_switching_model_keeps_what_was_typed_and_the_picture_but_never_anothers(
+    signed_in, stranger, django_capture_on_commit_callbacks
+):
+    original = create(signed_in, django_capture_on_commit_callbacks, model="local-canvas", prompt="moon", seed="1")
+    output = original.assets.get(role="output")
+    query = f"tab=edit&model=local-restyle&prompt=keep+me&strength=0.3&source_asset={output.uuid}"
+    text = page(signed_in, f"/create/fields/?{query}")
+    assert "keep me</textarea>" in text and 'value="0.3"' in text
+    assert "Using <strong>atelier-moon-" in text
+    assert "Using" not in html.unescape(stranger.get(f"/create/fields/?{query}").content.decode())

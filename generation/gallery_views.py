@@ -179,9 +179,11 @@ def delete_history(request: HttpRequest) -> HttpResponse:
             request, "Your history is being deleted, files included. Your credit statement keeps its entries."
         )
         return redirect("generation:gallery")
-    return render(
-        request, "generation/gallery_delete_history.html", {"form": form, "history_confirmation": HISTORY_CONFIRMATION}
+    everything = selectors.gallery_queryset(
+        user=request.user, filters=selectors.GalleryFilters(), hidden=selectors.gallery_hidden(user=request.user)
     )
+    context = {"form": form, "history_confirmation": HISTORY_CONFIRMATION, "count": everything.count()}
+    return render(request, "generation/gallery_delete_history.html", context)
 
 
 def _safe_next(request: HttpRequest) -> str:

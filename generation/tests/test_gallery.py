@@ -435,7 +435,7 @@ def test_deleted_items_leave_the_gallery_before_the_task_runs(signed_in, alice):
 def test_delete_history_needs_the_typed_confirmation(signed_in, alice, django_capture_on_commit_callbacks):
     make(alice, 3)
     page = signed_in.get("/gallery/delete-history/").content.decode()
-    assert "delete my history" in page
+    assert "delete my history" in page and "(3 generations)" in page
     with django_capture_on_commit_callbacks(execute=True):
         response = signed_in.post("/gallery/delete-history/", {"confirmation": "yes"})
     assert response.status_code == 200

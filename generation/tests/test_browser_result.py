@@ -116,6 +116,32 @@ def test_edit_this_and_make_3d_from_this_use_the_output_without_a_re_upload(page
     relief = latest(maker)
     assert relief.kind == "image_to_3d" and relief.status == Status.SUCCEEDED
     page.locator("model-viewer").wait_for()
+    assert page.get_by_role("link", name="Download GLB").is_visible()
+    assert page.get_by_role("link", name="Edit this").count() == 0  # a 3D file is not a picture
+    screenshot(page, "result-3d-desktop")
+
+
+def test_copy_favourite_and_delete_from_the_result_page(page, maker):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, maker)
+    page.get_by_label("Prompt", exact=True).fill("a paper boat on a puddle")
+    page.get_by_role("button", name=re.compile("Generate")).click()
+    wait_done(page)
+    generation = latest(maker)
+
+    page.get_by_role("button", name="Copy prompt").click()
+    page.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == "a paper boat on a puddle"
+
+    page.get_by_role("button", name="Add to favourites").click()
+    page.get_by_role("button", name="Favourite").wait_for()
+    generation.refresh_from_db()
+    assert generation.favorite
+
+    page.locator("summary", has_text="Delete").click()
+    page.get_by_role("button", name="Delete for good").click()
+    page.wait_for_url("**/gallery/")
+    assert not Generation.objects.filter(pk=generation.pk).exists()
 
 
 def test_variations_cost_n_and_show_as_a_grid(page, maker):

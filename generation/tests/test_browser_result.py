@@ -177,6 +177,19 @@ def test_a_pasted_upload_previews_and_an_upload_survives_a_validation_error(page
     )
     assert page.locator("[data-preview]").is_visible()
     assert "pasted-picture.png" in page.locator("[data-preview-name]").inner_text()
+    # Drag and drop onto the picture box does the same.
+    page.evaluate(
+        """async () => {
+            const canvas = document.createElement("canvas"); canvas.width = 30; canvas.height = 20;
+            const blob = await new Promise(r => canvas.toBlob(r, "image/png"));
+            const data = new DataTransfer(); data.items.add(new File([blob], "dropped.png", {type: "image/png"}));
+            const zone = document.querySelector("[data-dropzone]");
+            zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: data, bubbles: true, cancelable: true}));
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+        }"""
+    )
+    assert "dropped.png" in page.locator("[data-preview-name]").inner_text()
+    assert page.evaluate("document.querySelector('input[name=image]').files[0].name") == "dropped.png"
 
     page.set_input_files("input[name=image]", str(photo))
     assert "photo.jpg" in page.locator("[data-preview-name]").inner_text()

@@ -156,7 +156,8 @@ def _jpeg(reader: _Reader, packet: bytes) -> Iterator[bytes]:
     if reader.read(2) != b"\xff\xd8":
         raise MarkingError("not a JPEG (no SOI)")
     head = b"\xff\xd8"
-    if reader.peek(2) == b"\xff\xe0":  # keep JFIF's APP0 first, as the JFIF spec wants
+    # JFIF's APP0 and an Exif APP1 stay first, where their specs want them; our XMP follows.
+    while reader.peek(2) == b"\xff\xe0" or (reader.peek(2) == b"\xff\xe1" and reader.peek(10)[4:10] == b"Exif\x00\x00"):
         marker_and_length = reader.read(4)
         (length,) = struct.unpack(">H", marker_and_length[2:])
         head += marker_and_length + reader.read(length - 2)

@@ -48,6 +48,12 @@ def pillow_xmp(data: bytes) -> str:
         ("PNG", "RGB", {}, "image/png"),
         ("PNG", "RGBA", {}, "image/png"),
         ("JPEG", "RGB", {"quality": 90}, "image/jpeg"),
+        (
+            "JPEG",
+            "RGB",
+            {"exif": b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00"},
+            "image/jpeg",
+        ),  # Exif first
         ("WEBP", "RGB", {"quality": 80}, "image/webp"),  # lossy: a simple VP8 file
         ("WEBP", "RGBA", {"lossless": True}, "image/webp"),  # VP8L with alpha
         ("WEBP", "RGB", {"lossless": True, "exif": b"Exif\x00\x00II*\x00"}, "image/webp"),  # VP8X already
@@ -78,6 +84,14 @@ def test_each_image_format_is_marked_without_touching_its_pixels(fmt, mode, opti
         )
         == marked
     )
+
+
+def test_an_exif_segment_stays_right_after_soi():
+    original = picture("JPEG", exif=b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+    marked = marking.mark_bytes(original, mime="image/jpeg", model="m")
+    first = marked.index(b"\xff\xe1")
+    assert marked[first + 4 : first + 10] == b"Exif\x00\x00"
+    assert marked.index(marking.JPEG_XMP_NAMESPACE) > first
 
 
 def test_webp_riff_sizes_stay_consistent():

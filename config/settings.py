@@ -362,6 +362,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "generation-poll-running": {"task": "generation.tasks.poll_running_generations", "schedule": 30.0},
     "generation-fail-stuck": {"task": "generation.tasks.fail_stuck_generations", "schedule": 300.0},
     "billing-requeue-stripe-events": {"task": "billing.tasks.requeue_stripe_events", "schedule": 300.0},
+    "generation-sweep-pending-uploads": {"task": "generation.tasks.sweep_pending_uploads", "schedule": 3600.0},
 }
 
 # --- security headers ----------------------------------------------------------------
@@ -418,6 +419,9 @@ INPUT_MAX_BYTES = env.int("INPUT_MAX_BYTES", default=10 * 1024 * 1024)
 INPUT_MAX_PIXELS = env.int("INPUT_MAX_PIXELS", default=40_000_000)  # decompression-bomb limit
 INPUT_MAX_SIDE = env.int("INPUT_MAX_SIDE", default=2048)  # inputs are re-encoded no larger than this
 INPUT_URL_TIMEOUT = env.float("INPUT_URL_TIMEOUT", default=10.0)
+# The whole link fetch (connect, TLS, headers, body, redirects) ends within this, whatever the per-step
+# timeout: a fetch holds a web worker while it runs, and each person may run one at a time.
+INPUT_URL_DEADLINE = env.float("INPUT_URL_DEADLINE", default=12.0)
 INPUT_URL_MAX_REDIRECTS = 3
 # host:port pairs the SSRF guard lets through although private (the test suite's local servers only).
 INPUT_URL_ALLOWED_PRIVATE_HOSTS: list[str] = env.list("INPUT_URL_ALLOWED_PRIVATE_HOSTS", default=[])

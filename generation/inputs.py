@@ -459,9 +459,15 @@ def _resolve(host: str, port: int) -> tuple[str, ...]:
     return tuple(addresses)
 
 
+def fetch_deadline() -> float:
+    """Seconds the whole fetch of a link may take: `_DEADLINE_FACTOR` per-step timeouts, capped by
+    INPUT_URL_DEADLINE (the fetch runs on a web worker)."""
+    return min(_DEADLINE_FACTOR * float(settings.INPUT_URL_TIMEOUT), float(settings.INPUT_URL_DEADLINE))
+
+
 def _fetch(url: str) -> bytes:
     timeout = float(settings.INPUT_URL_TIMEOUT)
-    deadline = time.monotonic() + _DEADLINE_FACTOR * timeout
+    deadline = time.monotonic() + fetch_deadline()
     current = url
     for _hop in range(settings.INPUT_URL_MAX_REDIRECTS + 1):
         target = _check_url(current)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -141,7 +142,7 @@ def _clean_input_image(user, spec: GenerationSpec) -> inputs.CleanImage | None:
     if spec.image_upload is not None:
         return inputs.image_from_upload(spec.image_upload)
     if spec.image_url:
-        return inputs.image_from_url(spec.image_url)
+        return _image_from_url_one_at_a_time(user, spec.image_url)
     if spec.pending_upload:
         pending = pending_upload_for_owner(user=user, uuid=spec.pending_upload)
         if pending is None:
@@ -153,6 +154,22 @@ def _clean_input_image(user, spec: GenerationSpec) -> inputs.CleanImage | None:
             raise InvalidInput(SOURCE_GONE, field="image")
         return inputs.clean_image_bytes(storage.read_bytes(asset.storage_key))
     raise InvalidInput(NEEDS_ONE_IMAGE, field="image")
+
+
+LINK_BUSY = "Another image link of yours is still being fetched. Try again in a few seconds."
+
+
+def _image_from_url_one_at_a_time(user, url: str) -> inputs.CleanImage:
+    """Fetch a link, one fetch per person at a time: a fetch holds a web worker for up to
+    INPUT_URL_DEADLINE, so parallel submits of slow links would hold them all. The flag lives in the
+    shared cache (while Redis is down, in each process's memory: per process)."""
+    key = f"generation:link-fetch:{user.pk}"
+    if not cache.add(key, 1, timeout=int(inputs.fetch_deadline()) + 5):
+        raise InvalidInput(LINK_BUSY, field="image_url")
+    try:
+        return inputs.image_from_url(url)
+    finally:
+        cache.delete(key)
 
 
 def source_asset_for_owner(*, user, uuid) -> Asset | None:

@@ -121,12 +121,16 @@ def create(request: HttpRequest) -> HttpResponse:
     status, retry_after = 200, None
     if request.method == "POST":
         form = CreateForm(request.POST, request.FILES, models=models)
+        # A refusal that says "not now" (limits, credits, debt) keeps no upload: decoding and storing
+        # it would be work done for free, over and over.
+        keep_upload = True
         try:
             services.generation_submit_throttle(request=request)
         except SubmitRateLimited as exc:
             form.full_clean()  # the page shows what was typed; errors need a cleaned form
             form.add_error(None, str(exc))
             status, retry_after = exc.status, exc.retry_after
+            keep_upload = False
         if status == 200 and form.is_valid():
             spec = services.GenerationSpec(
                 model=form.cleaned_data["model"],
@@ -147,9 +151,11 @@ def create(request: HttpRequest) -> HttpResponse:
                 form.add_error(
                     None, format_html('{} <a href="{}">See your credits</a>.', str(exc), reverse("billing:overview"))
                 )
+                keep_upload = False
             else:
                 return redirect("generation:detail", uuid=generation.uuid)
-        _keep_upload(request, form)
+        if keep_upload:
+            _keep_upload(request, form)
     else:
         form = CreateForm(initial=_prefill(request), models=models)
     context = {

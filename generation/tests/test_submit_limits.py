@@ -175,3 +175,64 @@ def test_behind_our_proxy_clients_are_told_apart_and_a_spoofed_header_is_not(ali
     assert submit_text(first, HTTP_X_FORWARDED_FOR="203.0.113.10", **proxy).status_code == 302
     assert submit_text(second, HTTP_X_FORWARDED_FOR="203.0.113.20", **proxy).status_code == 302
     assert submit_text(second, HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.20", **proxy).status_code == 429
+
+
+# --- from the review: one link fetch at a time, no uploads kept for refused submits ----------------------
+
+
+def test_a_second_link_while_one_is_being_fetched_is_refused_without_fetching(client, alice, link_server, no_queue):
+    from django.core.cache import cache
+
+    fund(alice, 10)
+    client.force_login(alice)
+    cache.add(f"generation:link-fetch:{alice.pk}", 1, timeout=30)  # a slow fetch of hers is running
+    response = client.post(
+        "/create/?tab=edit", {"model": "local-restyle", "prompt": "winter", "image_url": link_server.url}
+    )
+    assert services.LINK_BUSY in page_of(response)
+    assert link_server.requests == 0
+
+    cache.delete(f"generation:link-fetch:{alice.pk}")  # it ended
+    client.post("/create/?tab=edit", {"model": "local-restyle", "prompt": "winter", "image_url": link_server.url})
+    assert link_server.requests == 1
+    assert cache.get(f"generation:link-fetch:{alice.pk}") is None  # released after the fetch, even a refused one
+
+
+def test_the_whole_fetch_is_capped_by_input_url_deadline(settings):
+    from generation import inputs
+
+    settings.INPUT_URL_TIMEOUT, settings.INPUT_URL_DEADLINE = 10, 4
+    assert inputs.fetch_deadline() == 4
+    settings.INPUT_URL_TIMEOUT = 1
+    assert inputs.fetch_deadline() == 3
+
+
+def _png_upload(name: str = "photo.png"):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(buffer, format="PNG")
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/png")
+
+
+def test_refused_submits_keep_no_upload(client, bob, settings):
+    from generation.models import PendingUpload
+
+    settings.GENERATION_SUBMIT_RATE_PER_USER = "2/h"
+    client.force_login(bob)  # 0 credits
+    for _ in range(4):  # refused for credits twice, then rate-limited twice
+        client.post("/create/?tab=edit", {"model": "local-restyle", "prompt": "winter", "image": _png_upload()})
+    assert not PendingUpload.objects.exists()
+
+
+def test_an_upload_refused_for_another_reason_is_still_kept(client, alice, no_queue):
+    from generation.models import PendingUpload
+
+    fund(alice, 10)
+    client.force_login(alice)
+    response = client.post("/create/?tab=edit", {"model": "local-restyle", "prompt": "", "image": _png_upload()})
+    assert response.status_code == 200
+    assert PendingUpload.objects.filter(owner=alice).count() == 1

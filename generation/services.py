@@ -1005,7 +1005,8 @@ def generations_delete(*, user, ids) -> int:
 
 
 def generation_history_delete(*, user, until=None) -> int:
-    """Delete everything the person made up to `until` (default now), in batches."""
+    """Delete everything the person made up to `until` (default now), in batches, and the pictures
+    kept from refused create forms (they are history too)."""
     until = until or timezone.now()
     total = 0
     while True:
@@ -1015,6 +1016,7 @@ def generation_history_delete(*, user, until=None) -> int:
             .values_list("pk", flat=True)[:DELETE_BATCH]
         )
         if not ids:
+            pending_uploads_sweep(user=user, older_than_seconds=0)
             return total
         total += generations_delete(user=user, ids=ids)
 

@@ -454,12 +454,15 @@ def test_delete_whole_history_empties_the_bucket_of_it_and_keeps_later_work(
     running = submit(alice, capture, run=False, prompt="running")
     Generation.objects.filter(pk=running.pk).update(status=Status.RUNNING)
     theirs = submit(bob, capture, prompt="bob's")
+    kept = services.pending_upload_keep(user=alice, upload=_png_upload())  # from a refused create form
+    assert kept.storage_key in bucket_keys(s3_storage)
     with capture(execute=True):
         response = signed_in.post("/gallery/delete-history/", {"confirmation": "  delete my HISTORY "})
     assert response.status_code == 302 and response["Location"] == "/gallery/"
     assert not Generation.objects.filter(owner=alice).exists()
     keys = bucket_keys(s3_storage)
-    assert not [key for key in keys if key.startswith(f"users/{alice.public_id}/")]
+    assert not [key for key in keys if key.startswith(f"users/{alice.public_id}/")]  # kept upload included
+    assert not services.PendingUpload.objects.filter(owner=alice).exists()
     assert set(Asset.objects.filter(generation=theirs).values_list("storage_key", flat=True)) <= keys
     assert Wallet.objects.get(user=alice).balance == 50 - 4 + 0  # three done, the running one refunded
     # Work started after the request is not part of "history up to now".
@@ -480,3 +483,14 @@ def test_a_storage_failure_keeps_the_rows_for_the_retry(alice, monkeypatch):
     with pytest.raises(services.storage.StorageUnavailable):
         services.generations_delete(user=alice, ids=[r.pk for r in rows])
     assert Generation.objects.filter(owner=alice).count() == 2
+
+
+def _png_upload(name: str = "photo.png"):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (20, 120, 200)).save(buffer, format="PNG")
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/png")

@@ -313,7 +313,11 @@ def cancel(request: HttpRequest, uuid) -> HttpResponse:
 def retry(request: HttpRequest, uuid) -> HttpResponse:
     generation = selectors.generation_for_owner(user=request.user, uuid=uuid)
     try:
+        services.generation_submit_throttle(request=request)  # every way of starting a job counts
         new = services.generation_retry(user=request.user, generation=generation)
+    except SubmitRateLimited as exc:
+        messages.error(request, str(exc))
+        return redirect("generation:detail", uuid=uuid)
     except (NotAllowed, InvalidInput, ProviderError) as exc:
         messages.error(request, str(exc))
         return redirect("generation:detail", uuid=uuid)
@@ -329,8 +333,9 @@ def run_again(request: HttpRequest, uuid) -> HttpResponse:
     """Same model, prompt, parameters and input picture; a new seed."""
     generation = selectors.generation_for_owner(user=request.user, uuid=uuid)
     try:
+        services.generation_submit_throttle(request=request)  # every way of starting a job counts
         new = services.generation_run_again(user=request.user, generation=generation)
-    except (NotAllowed, InvalidInput, ProviderError, InsufficientCredits) as exc:
+    except (SubmitRateLimited, NotAllowed, InvalidInput, ProviderError, InsufficientCredits) as exc:
         messages.error(request, str(exc))
         return redirect("generation:detail", uuid=uuid)
     return redirect("generation:detail", uuid=new.uuid)

@@ -131,6 +131,16 @@ def test_run_again_is_a_new_job_with_a_new_seed(signed_in, django_capture_on_com
     assert again.prompt == "dunes" and again.seed != 3 and again.status == Status.SUCCEEDED
 
 
+def test_run_again_counts_against_the_submit_limit(signed_in, settings, django_capture_on_commit_callbacks):
+    settings.GENERATION_SUBMIT_RATE_PER_USER = "2/h"
+    first = create(signed_in, django_capture_on_commit_callbacks, model="local-canvas", prompt="dunes", seed="3")
+    with django_capture_on_commit_callbacks(execute=True):
+        signed_in.post(f"/g/{first.uuid}/again/")
+        refused = signed_in.post(f"/g/{first.uuid}/again/", follow=True)
+    assert Generation.objects.count() == 2
+    assert "You are starting generations faster than we allow." in refused.content.decode()
+
+
 def test_edit_this_uses_the_output_without_a_re_upload(signed_in, alice, django_capture_on_commit_callbacks):
     original = create(
         signed_in, django_capture_on_commit_callbacks, model="local-canvas", prompt="green hills", seed="2"

@@ -438,7 +438,7 @@ def generation_fail(*, generation_id: int, message: str, detail: str = "", cance
             ).get(pk=generation_id)
             billing.credits_release(reference=f"generation:{reference}")
             if cancel_remote and prediction_id and get_provider(provider).can_cancel:
-                transaction.on_commit(lambda: _enqueue_provider_cancel(generation_id))
+                transaction.on_commit(lambda: _enqueue_provider_cancel(generation_id, provider, prediction_id))
     if moved:
         logger.info("generation %s failed: %s (%s)", generation_id, message, detail)
     return moved
@@ -460,25 +460,45 @@ def generation_cancel(*, user, generation: Generation) -> bool:
             raise NotAllowed("This generation has already finished.")
         billing.credits_release(reference=generation.reservation_reference)
         prediction_id = Generation.objects.values_list("provider_prediction_id", flat=True).get(pk=generation.pk)
-        if prediction_id and get_provider(generation.model.provider).can_cancel:
-            transaction.on_commit(lambda: _enqueue_provider_cancel(generation.pk))
+        provider_name = generation.model.provider
+        if prediction_id and get_provider(provider_name).can_cancel:
+            # Names captured now: the row may be deleted (gallery delete) before this runs.
+            transaction.on_commit(lambda: _enqueue_provider_cancel(generation.pk, provider_name, prediction_id))
     return True
 
 
-def _enqueue_provider_cancel(generation_id: int) -> None:
+def _enqueue_provider_cancel(generation_id: int, provider_name: str = "", prediction_id: str = "") -> None:
+    """Queue the provider-side cancel, naming the provider and prediction: the row may be deleted
+    before the task runs (deleting a running job from the gallery), and the prediction must be
+    stopped all the same (it costs money while it runs)."""
     from generation.tasks import cancel_prediction
 
+    if not (provider_name and prediction_id):
+        found = (
+            Generation.objects.filter(pk=generation_id).values_list("model__provider", "provider_prediction_id").first()
+        )
+        if found is None or not found[1]:
+            return  # never reached the provider: nothing to stop there
+        provider_name, prediction_id = found
     try:
-        cancel_prediction.delay(generation_id)
+        cancel_prediction.delay(generation_id, provider=provider_name, prediction_id=prediction_id)
     except Exception:
         logger.exception("could not queue the provider cancel of generation %s", generation_id)
 
 
-def provider_cancel(*, generation_id: int) -> None:
-    generation = Generation.objects.select_related("model").get(pk=generation_id)
-    provider = get_provider(generation.model.provider)
-    if generation.provider_prediction_id and provider.can_cancel:
-        provider.cancel(generation.provider_prediction_id)
+def provider_cancel(*, generation_id: int, provider: str = "", prediction_id: str = "") -> None:
+    """Stop a prediction at its provider (where the provider can). With `provider` and
+    `prediction_id` the generation row is not needed (it may be gone)."""
+    if not (provider and prediction_id):
+        found = (
+            Generation.objects.filter(pk=generation_id).values_list("model__provider", "provider_prediction_id").first()
+        )
+        if found is None:
+            return
+        provider, prediction_id = found
+    backend = get_provider(provider)
+    if prediction_id and backend.can_cancel:
+        backend.cancel(prediction_id)
 
 
 # --- running (called by the worker) ------------------------------------------------------------------

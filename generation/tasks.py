@@ -73,9 +73,9 @@ def sync_generation(self, generation_id: int) -> None:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3)
-def cancel_prediction(self, generation_id: int) -> None:
+def cancel_prediction(self, generation_id: int, provider: str = "", prediction_id: str = "") -> None:
     try:
-        services.provider_cancel(generation_id=generation_id)
+        services.provider_cancel(generation_id=generation_id, provider=provider, prediction_id=prediction_id)
     except ProviderError as exc:
         if exc.retryable:
             raise self.retry(exc=exc, countdown=retry_delay(exc, self.request.retries)) from exc

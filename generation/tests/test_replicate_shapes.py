@@ -281,3 +281,24 @@ def test_an_input_that_cannot_fit_is_refused_at_submit_and_charges_nothing(
     assert balance(alice) == 10
     assert not Generation.objects.exists() and not Asset.objects.exists()
     assert not local_files_env.state.predictions
+
+
+def test_deleting_a_running_job_from_the_gallery_stops_its_prediction_at_replicate(
+    alice, replicate_env, django_capture_on_commit_callbacks, settings
+):
+    """The row is gone before the cancel task runs; the prediction must be stopped all the same."""
+    fund(alice, 10)
+    api = replicate_env["api"]
+    api.script(FLUX, reads_before_final=10_000)
+    settings.GENERATION_INLINE_WAIT = 0
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks)
+    assert generation.status == Status.RUNNING
+    prediction = generation.provider_prediction_id
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.generations_delete(user=alice, ids=[generation.pk]) == 1
+
+    assert not Generation.objects.filter(pk=generation.pk).exists()
+    assert [path for path in cancels_sent(api) if prediction in path]
+    assert api.prediction(prediction)["status"] == "canceled"
+    assert balance(alice) == 10  # refunded before it went

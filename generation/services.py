@@ -197,7 +197,9 @@ def pending_upload_keep(*, user, upload: UploadedFile) -> PendingUpload:
     """Keep a picture from a refused create form, cleaned as any input is (InvalidInput when it
     is not a usable image), so the next submit can use it without picking the file again."""
     image = inputs.image_from_upload(upload)
-    pending_uploads_sweep(user=user, older_than_seconds=PENDING_UPLOAD_MAX_AGE)  # no beat needed to stay small
+    # One kept upload per person: the new one replaces any earlier (a page shows one form at a time),
+    # so refused forms can't pile up stored pictures.
+    pending_uploads_sweep(user=user, older_than_seconds=0)
     pending = PendingUpload(owner=user, filename=(upload.name or "picture")[-200:], mime_type=image.mime)
     saved = storage.save_bytes(f"users/{user.public_id}/pending/{pending.uuid}.{image.ext}", image.content)
     pending.storage_key, pending.bytes = saved.key, saved.size

@@ -194,6 +194,9 @@ def _is_local() -> bool:
 def access_url(key: str, *, filename: str, download: bool = False, ttl: int | None = None) -> str:
     """A short-lived URL for the owner to view or download one object (local files: valid `ttl`
     seconds, LOCAL_FILE_URL_TTL by default)."""
+    # The name may come from a person's upload: ASCII letters, digits and a few marks only, so it
+    # can't break the header (or S3's ResponseContentDisposition); servers take the type from the key.
+    filename = "".join(c for c in filename if c.isascii() and (c.isalnum() or c in " -_().")).strip() or "atelier"
     disposition = f'{"attachment" if download else "inline"}; filename="{filename}"'
     if _is_local():
         payload = {"k": key, "d": int(download), "f": filename}

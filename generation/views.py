@@ -350,6 +350,15 @@ def download(request: HttpRequest, uuid) -> HttpResponse:
     return redirect(storage.access_url(asset.storage_key, filename=download_name(asset), download=True))
 
 
+def _safe_download_name(filename: str, key: str) -> str:
+    """The name to save a file under: the person's own name kept readable, but with the stored
+    file's real extension and no characters that could break the header."""
+    extension = key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    stem = "".join(c for c in stem if c.isalnum() or c in " -_()")[:120].strip() or "atelier"
+    return f"{stem}.{extension}" if extension else stem
+
+
 @require_GET
 def signed_file(request: HttpRequest, token: str) -> HttpResponse:
     """Local-file storage only: serve an object named by a signed, expiring token."""
@@ -361,10 +370,14 @@ def signed_file(request: HttpRequest, token: str) -> HttpResponse:
         handle = storage.open_local(data["k"])
     except (FileNotFoundError, KeyError) as exc:
         raise Http404("Not found.") from exc
-    filename = data.get("f") or data["k"].rsplit("/", 1)[-1]
-    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    if filename.endswith(".glb"):
+    key = data["k"]
+    filename = data.get("f") or key.rsplit("/", 1)[-1]
+    # The type comes from the storage key, whose extension we chose from the file's real format;
+    # never from `filename`, which can be a name a person gave their upload ("x.html").
+    content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    if key.endswith(".glb"):
         content_type = "model/gltf-binary"
+    filename = _safe_download_name(filename, key)
     response = FileResponse(handle, as_attachment=bool(data.get("d")), filename=filename, content_type=content_type)
     response["Cache-Control"] = "private, max-age=300"
     response["X-Content-Type-Options"] = "nosniff"

@@ -42,3 +42,42 @@ def test_a_tampered_lifetime_is_refused(settings):
     forged = token.replace(token[:5], "AAAAA", 1)
     with pytest.raises(signing.BadSignature):
         storage.unsign(forged)
+
+
+@pytest.mark.django_db
+def test_a_file_served_by_its_link_takes_its_type_from_the_stored_key_not_the_uploaded_name(client, alice):
+    """A picture uploaded as "x.html" is kept as .png: its link must never serve HTML."""
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from generation import services
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (10, 200, 90)).save(buffer, format="PNG")
+    upload = SimpleUploadedFile('x".html', buffer.getvalue(), content_type="text/html")
+    pending = services.pending_upload_keep(user=alice, upload=upload)
+    url = storage.access_url(pending.storage_key, filename=pending.filename)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert 'filename="x.png"' in response["Content-Disposition"]
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db
+def test_a_person_keeps_one_upload_at_a_time(alice):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from generation import services
+    from generation.models import PendingUpload
+
+    for n in range(5):
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 32), (n * 40, 20, 90)).save(buffer, format="PNG")
+        last = services.pending_upload_keep(user=alice, upload=SimpleUploadedFile(f"p{n}.png", buffer.getvalue()))
+    assert list(PendingUpload.objects.filter(owner=alice)) == [last]

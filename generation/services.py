@@ -656,6 +656,11 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
         outputs = state.outputs[:1] if generation.kind == Kind.IMAGE_TO_3D else state.outputs[:4]
         copied = [_copy_output(generation, provider, ref, index, stored) for index, ref in enumerate(outputs)]
         assets, preview_source = [asset for asset, _ in copied], copied[0][1]
+        # Asked for n variations and got fewer (e.g. the provider dropped some): pay for those delivered.
+        asked = (
+            1 if generation.kind == Kind.IMAGE_TO_3D else max(1, int((generation.params or {}).get("num_outputs") or 1))
+        )
+        keep = generation.cost * len(outputs) // asked if len(outputs) < asked else generation.cost
         with transaction.atomic():
             locked = Generation.objects.select_for_update().filter(pk=generation_id, status=Status.RUNNING).first()
             if locked is None:
@@ -667,8 +672,9 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
                 status=Status.SUCCEEDED,
                 finished_at=timezone.now(),
                 error_message="",
+                cost=keep,
             )
-            if not billing.credits_capture(reference=generation.reservation_reference):
+            if not billing.credits_capture(reference=generation.reservation_reference, keep=keep):
                 logger.error("generation %s succeeded but its credits were not reserved any more", generation.pk)
         finished = True
     except _LostRace:

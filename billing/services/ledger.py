@@ -158,13 +158,32 @@ def credits_reserve(*, user, amount: int, reference: str, memo: str = "") -> Cre
     return CreditReservation.objects.create(wallet=wallet, amount=amount, reference=reference)
 
 
-def credits_capture(*, reference: str) -> bool:
-    """The job finished: the held credits are spent for good. True if this call captured them."""
-    return bool(
-        CreditReservation.objects.filter(reference=reference, status=ReservationStatus.RESERVED).update(
-            status=ReservationStatus.CAPTURED, settled_at=timezone.now()
-        )
+@transaction.atomic
+def credits_capture(*, reference: str, keep: int | None = None, memo: str = "") -> bool:
+    """The job finished: the held credits are spent for good. True if this call captured them.
+
+    With `keep` below the amount held (a job asked for four results and got three), only `keep`
+    is spent and the rest goes back at once, in the same step (key `release-unused:<reference>`).
+    """
+    reservation = CreditReservation.objects.select_related("wallet").filter(reference=reference).first()
+    if reservation is None:
+        return False
+    if keep is not None and 0 <= keep < reservation.amount:
+        Wallet.objects.select_for_update().get(pk=reservation.wallet_id)
+    captured = CreditReservation.objects.filter(pk=reservation.pk, status=ReservationStatus.RESERVED).update(
+        status=ReservationStatus.CAPTURED, settled_at=timezone.now()
     )
+    if captured and keep is not None and 0 <= keep < reservation.amount:
+        _apply(
+            wallet=reservation.wallet,
+            amount=reservation.amount - keep,
+            reason=LedgerReason.GENERATION_REFUND,
+            reference=reference,
+            idempotency_key=f"release-unused:{reference}",
+            memo=memo or "Fewer results than asked for: the unused credits are back",
+        )
+        _settle_debt(wallet=reservation.wallet, source_key=f"release-unused:{reference}")
+    return bool(captured)
 
 
 @transaction.atomic

@@ -302,3 +302,15 @@ def test_deleting_a_running_job_from_the_gallery_stops_its_prediction_at_replica
     assert [path for path in cancels_sent(api) if prediction in path]
     assert api.prediction(prediction)["status"] == "canceled"
     assert balance(alice) == 10  # refunded before it went
+
+
+def test_four_variations_asked_three_delivered_costs_three(alice, replicate_env, django_capture_on_commit_callbacks):
+    """FLUX drops results its safety checker flags and fails only when all are: pay for what came back."""
+    fund(alice, 10)
+    replicate_env["api"].script(FLUX, output_files=3)
+    generation = submit(alice, "flux-schnell", django_capture_on_commit_callbacks, num_outputs=4)
+    assert generation.status == Status.SUCCEEDED
+    assert generation.assets.filter(role="output").count() == 3
+    assert generation.cost == 3 * CatalogEntry.objects.get(slug="flux-schnell").credit_cost
+    assert balance(alice) == 10 - generation.cost
+    assert_ledger_matches(alice)

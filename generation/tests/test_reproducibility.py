@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from billing import services as billing
-from billing.models import LedgerReason, Wallet
+from billing.models import Wallet
 from generation import services, storage
 from generation.errors import InvalidInput
 from generation.models import CatalogEntry, Generation, Status
 from generation.providers.local import LOCAL_VERSION
+from generation.tests.test_replicate_pipeline import fund, submit
 from tests.fakes.replicate_api import sample_png
 
 pytestmark = pytest.mark.django_db
-
-
-def fund(user, amount: int) -> None:
-    billing.credits_grant(user=user, amount=amount, reason=LedgerReason.ADMIN_GRANT, idempotency_key=f"r:{user.pk}")
-
-
-def submit(user, slug: str, django_capture_on_commit_callbacks, **values) -> Generation:
-    values.setdefault("prompt", "a lighthouse at dawn")
-    spec = services.GenerationSpec(model=CatalogEntry.objects.get(slug=slug), values=values)
-    with django_capture_on_commit_callbacks(execute=True):
-        generation = services.generation_submit(user=user, spec=spec)
-    generation.refresh_from_db()
-    return generation
 
 
 def outputs(generation: Generation) -> list[bytes]:

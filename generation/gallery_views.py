@@ -79,14 +79,13 @@ def gallery(request: HttpRequest) -> HttpResponse:
     models = list(CatalogEntry.objects.only("slug", "title").order_by("kind", "order", "title"))
     form = GalleryFilterForm(request.GET, models=models)
     filters = form.filters()
-    hidden = selectors.gallery_hidden(user=request.user)
     cursor = request.GET.get("cursor", "")
     try:
-        page = selectors.gallery_page(user=request.user, filters=filters, cursor=cursor, hidden=hidden)
+        page = selectors.gallery_page(user=request.user, filters=filters, cursor=cursor)
     except selectors.BadCursor:
         # A stale or hand-edited link: start from the newest rather than fail.
         cursor = ""
-        page = selectors.gallery_page(user=request.user, filters=filters, hidden=hidden)
+        page = selectors.gallery_page(user=request.user, filters=filters)
     query = request.GET.copy()
     query.pop("cursor", None)
     base_query = query.urlencode()
@@ -109,7 +108,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         response = render(request, "generation/_gallery_page.html", context)
     else:
         if not page.items and not cursor:
-            context["has_any"] = filters.active and selectors.gallery_has_any(user=request.user, hidden=hidden)
+            context["has_any"] = filters.active and selectors.gallery_has_any(user=request.user)
         response = render(request, "generation/gallery.html", context)
     # The same URL answers with a fragment or a page: caches (and the back button) must not mix them.
     patch_vary_headers(response, ["HX-Request"])
@@ -179,9 +178,7 @@ def delete_history(request: HttpRequest) -> HttpResponse:
             request, "Your history is being deleted, files included. Your credit statement keeps its entries."
         )
         return redirect("generation:gallery")
-    everything = selectors.gallery_queryset(
-        user=request.user, filters=selectors.GalleryFilters(), hidden=selectors.gallery_hidden(user=request.user)
-    )
+    everything = selectors.gallery_queryset(user=request.user, filters=selectors.GalleryFilters())
     context = {"form": form, "history_confirmation": HISTORY_CONFIRMATION, "count": everything.count()}
     return render(request, "generation/gallery_delete_history.html", context)
 

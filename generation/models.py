@@ -97,6 +97,9 @@ class Generation(models.Model):
     # Studio: starred in the gallery; the seed actually sent (Atelier picks one when the person
     # gives none, so a remix can reproduce it); the provider's model version that ran.
     favorite = models.BooleanField(default=False)
+    # Set when the person asked to delete it: the gallery stops showing it at once; a task removes
+    # its files, then the row.
+    deleting_at = models.DateTimeField(null=True, blank=True)
     seed = models.BigIntegerField(null=True, blank=True)
     provider_version = models.CharField(max_length=100, blank=True)
 

@@ -117,8 +117,9 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def gallery_queryset(*, user, filters: GalleryFilters, hidden: GalleryHidden | None = None):
-    queryset = Generation.objects.filter(owner=user)
+def gallery_queryset(*, user, filters: GalleryFilters):
+    # Items being deleted (`deleting_at` set by the request) are gone from the person's view at once.
+    queryset = Generation.objects.filter(owner=user, deleting_at__isnull=True)
     if filters.kind:
         queryset = queryset.filter(kind=filters.kind)
     if filters.model:
@@ -133,24 +134,17 @@ def gallery_queryset(*, user, filters: GalleryFilters, hidden: GalleryHidden | N
         queryset = queryset.filter(favorite=True)
     if filters.q:
         queryset = _prompt_search(queryset, filters.q)
-    if hidden is not None:
-        if hidden.until is not None:
-            queryset = queryset.filter(queued_at__gt=hidden.until)
-        if hidden.ids:
-            queryset = queryset.exclude(pk__in=hidden.ids)
     return queryset
 
 
-def gallery_page(
-    *, user, filters: GalleryFilters, cursor: str = "", limit: int = GALLERY_PAGE_SIZE, hidden=None
-) -> GalleryPage:
+def gallery_page(*, user, filters: GalleryFilters, cursor: str = "", limit: int = GALLERY_PAGE_SIZE) -> GalleryPage:
     """One page of the person's gallery, newest first, by keyset on (queued_at, id) — never
     OFFSET, so page 400 costs what page 1 does (index `generation_gallery_cursor`).
 
     Two queries whatever the page: the generations with their model, and their assets. Raises
     BadCursor for a tampered or foreign token.
     """
-    queryset = gallery_queryset(user=user, filters=filters, hidden=hidden)
+    queryset = gallery_queryset(user=user, filters=filters)
     if cursor:
         stamp, pk = gallery_cursor_decode(cursor)
         # `queued_at <= stamp` is the index range; the OR only sorts out ties on the boundary.
@@ -173,8 +167,8 @@ def gallery_card(*, user, uuid) -> Generation:
     return generation_for_owner(user=user, uuid=uuid)
 
 
-def gallery_has_any(*, user, hidden: GalleryHidden | None = None) -> bool:
-    return gallery_queryset(user=user, filters=GalleryFilters(), hidden=hidden).exists()
+def gallery_has_any(*, user) -> bool:
+    return gallery_queryset(user=user, filters=GalleryFilters()).exists()
 
 
 def gallery_owned_ids(*, user, uuids) -> list[int]:
@@ -203,24 +197,3 @@ def gallery_picture(generation: Generation) -> Asset | None:
         if asset is not None and asset.mime_type.startswith("image/"):
             return asset
     return None
-
-
-@dataclass(frozen=True)
-class GalleryHidden:
-    """Items a deletion task is removing: hidden from the gallery at once, before the worker is
-    done (ids of a bulk delete, or everything queued up to `until` for "delete my history")."""
-
-    ids: frozenset[int] = frozenset()
-    until: datetime | None = None
-
-
-def gallery_hidden(*, user) -> GalleryHidden:
-    from django.core.cache import cache
-
-    data = cache.get(gallery_hidden_key(user.pk)) or {}
-    until = data.get("until")
-    return GalleryHidden(ids=frozenset(data.get("ids", ())), until=datetime.fromisoformat(until) if until else None)
-
-
-def gallery_hidden_key(user_id: int) -> str:
-    return f"generation:gallery-hidden:{user_id}"

@@ -939,7 +939,6 @@ def generation_staff_refund(*, generation: Generation, memo: str) -> bool:
 # --- gallery: favourites and deleting history -------------------------------------------------------
 
 DELETE_BATCH = 200  # generations per step of a history deletion: bounded memory and transactions
-GALLERY_HIDDEN_TTL = 60 * 60  # a deletion still queued after an hour shows its items again
 
 
 def generation_favorite_set(*, user, generation: Generation, favorite: bool) -> bool:
@@ -954,19 +953,14 @@ def generation_favorite_set(*, user, generation: Generation, favorite: bool) -> 
 
 
 def _gallery_hide(*, user, ids=(), until=None) -> None:
-    """Hide what a deletion task is about to remove, so the gallery never shows it again even
-    while the task waits for a worker (the cache entry outlives any sane queue)."""
-    from django.core.cache import cache
-
-    from generation.selectors import gallery_hidden_key
-
-    key = gallery_hidden_key(user.pk)
-    data = cache.get(key) or {}
+    """Mark what a deletion task is about to remove, so the gallery (and previous/next) stop
+    showing it at once, while the task waits for a worker. A database mark: two requests in a row
+    each add theirs, and nothing reappears if the cache is down."""
+    pending = Generation.objects.filter(owner=user, deleting_at__isnull=True)
     if ids:
-        data["ids"] = sorted(set(data.get("ids", ())) | set(ids))
+        pending.filter(pk__in=ids).update(deleting_at=timezone.now())
     if until is not None:
-        data["until"] = max(filter(None, [data.get("until"), until.isoformat()]))
-    cache.set(key, data, GALLERY_HIDDEN_TTL)
+        pending.filter(queued_at__lte=until).update(deleting_at=timezone.now())
 
 
 def generations_delete_request(*, user, ids: list[int]) -> int:

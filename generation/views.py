@@ -230,7 +230,9 @@ def _facts(generation: Generation) -> list[tuple[str, str]]:
 
 def _neighbours(generation: Generation) -> tuple[Generation | None, Generation | None]:
     """The gallery's previous (newer) and next (older) items, in its order: (queued_at, id) desc."""
-    mine = Generation.objects.filter(owner_id=generation.owner_id).only("uuid", "queued_at", "id")
+    mine = Generation.objects.filter(owner_id=generation.owner_id, deleting_at__isnull=True).only(
+        "uuid", "queued_at", "id"
+    )
     at, pk = generation.queued_at, generation.pk
     newer = mine.filter(Q(queued_at__gt=at) | Q(queued_at=at, id__gt=pk)).order_by("queued_at", "id").first()
     older = mine.filter(Q(queued_at__lt=at) | Q(queued_at=at, id__lt=pk)).order_by("-queued_at", "-id").first()

@@ -432,6 +432,21 @@ def test_deleted_items_leave_the_gallery_before_the_task_runs(signed_in, alice):
     assert uuids_in(page) == [] and "Create your first image" in page
 
 
+def test_two_bulk_deletes_in_a_row_both_stay_hidden_whatever_the_cache_does(signed_in, alice):
+    from django.core.cache import cache
+
+    rows = make(alice, 4)
+    signed_in.post("/gallery/delete/", {"selected": [str(rows[0].uuid)]})  # tasks pending
+    signed_in.post("/gallery/delete/", {"selected": [str(rows[1].uuid)]})
+    cache.clear()  # e.g. Redis restarted
+    shown = uuids_in(signed_in.get("/gallery/").content.decode())
+    assert str(rows[0].uuid) not in shown and str(rows[1].uuid) not in shown
+    assert len(shown) == 2
+    # previous/next on the result page skip them too
+    detail = signed_in.get(f"/g/{rows[2].uuid}/").content.decode()
+    assert str(rows[1].uuid) not in detail and str(rows[0].uuid) not in detail
+
+
 def test_delete_history_needs_the_typed_confirmation(signed_in, alice, django_capture_on_commit_callbacks):
     make(alice, 3)
     page = signed_in.get("/gallery/delete-history/").content.decode()

@@ -87,11 +87,9 @@ def test_prices_are_created_listed_by_lookup_key_and_mirrored_as_plans(client, c
     assert (pro.type, pro.recurring.interval, pro.recurring.interval_count) == ("recurring", "month", 1)
 
     listed = client.v1.prices.list(params={"lookup_keys": ["pro_monthly", "credits_100"], "active": True})
-    assert {p.id for p in listed.data} == {credits.id, pro.id}
-    only = client.v1.prices.list(params={"lookup_keys": ["credits_100"], "expand": ["data.product"]})
-    assert [p.id for p in only.data] == [credits.id]
-    assert only.data[0].product.name == "Atelier"
-    assert client.v1.prices.retrieve(pro.id).lookup_key == "pro_monthly"
+    assert [p.id for p in listed.data] == [pro.id, credits.id]  # newest first
+    only = client.v1.prices.list(params={"lookup_keys": ["pro_monthly"], "active": True, "limit": 1})
+    assert [p.lookup_key for p in only.data] == ["pro_monthly"]
 
     plan = client.v1.plans.retrieve(pro.id)  # forwarded to localstripe: same id, same amount
     assert (plan.amount, plan.currency, plan.interval) == (1200, "eur", "month")
@@ -101,15 +99,20 @@ def test_prices_are_created_listed_by_lookup_key_and_mirrored_as_plans(client, c
             params={"product": catalog["product"].id, "unit_amount": 1, "currency": "eur", "lookup_key": "pro_monthly"}
         )
     assert taken.value.param == "lookup_key"
+    moved = client.v1.prices.create(  # as `manage.py stripe_prices` publishes a new amount
+        params={
+            "product": catalog["product"].id,
+            "unit_amount": 1500,
+            "currency": "eur",
+            "recurring": {"interval": "month"},
+            "lookup_key": "pro_monthly",
+            "transfer_lookup_key": True,
+        }
+    )
+    assert [p.id for p in client.v1.prices.list(params={"lookup_keys": ["pro_monthly"]}).data] == [moved.id]
+    assert {p["id"]: p["lookup_key"] for p in fake.prices}[pro.id] is None
+    assert len(fake.prices) == 3
 
-    archived = client.v1.prices.update(credits.id, params={"active": False, "metadata": {"credits": ""}})
-    assert archived.active is False and archived.metadata.to_dict() == {}
-    assert [p.id for p in client.v1.prices.list(params={"active": True}).data] == [pro.id]
-    assert {p["id"] for p in fake.prices} == {credits.id, pro.id}
-
-    with pytest.raises(stripe.InvalidRequestError) as unknown:
-        client.v1.prices.retrieve("price_nope")
-    assert unknown.value.http_status == 404 and unknown.value.code == "resource_missing"
     with pytest.raises(stripe.InvalidRequestError) as no_amount:
         client.v1.prices.create(params={"product": catalog["product"].id, "currency": "eur"})
     assert no_amount.value.param == "unit_amount"
@@ -131,7 +134,6 @@ def test_payment_checkout_is_idempotent_completes_and_its_charge_refunds(client,
         client.v1.checkout.sessions.create(
             params={**params, "client_reference_id": "user-2"}, options={"idempotency_key": "buy-credits-1"}
         )
-    assert ("POST", "/v1/checkout/sessions", "buy-credits-1") in fake.requests_log
 
     assert session.id.startswith("cs_test_") and session.object == "checkout.session"
     assert (session.status, session.payment_status, session.mode) == ("open", "unpaid", "payment")
@@ -145,9 +147,8 @@ def test_payment_checkout_is_idempotent_completes_and_its_charge_refunds(client,
     done = fake.complete_checkout(session.id)
     assert (done["status"], done["payment_status"]) == ("complete", "paid")
 
-    paid = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["line_items"]})
+    paid = client.v1.checkout.sessions.retrieve(session.id)
     assert (paid.status, paid.payment_status, paid.payment_intent) == ("complete", "paid", done["payment_intent"])
-    assert paid.line_items.data[0].price.id == catalog["credits"].id and paid.line_items.data[0].quantity == 2
 
     intent = client.v1.payment_intents.retrieve(paid.payment_intent)
     assert (intent.status, intent.amount, intent.currency, intent.customer) == ("succeeded", 1000, "eur", customer.id)
@@ -228,6 +229,12 @@ def test_checkout_session_errors_are_stripe_errors(client, catalog):
         )
     assert no_customer.value.param == "customer"
 
+    with pytest.raises(stripe.InvalidRequestError) as unknown_param:  # only what the app sends is served
+        client.v1.checkout.sessions.create(
+            params={**_payment_session(customer, catalog["credits"]), "allow_promotion_codes": True}
+        )
+    assert (unknown_param.value.param, unknown_param.value.code) == ("allow_promotion_codes", "parameter_unknown")
+
 
 def test_own_endpoints_require_a_secret_key(fake):
     anonymous = stripe.StripeClient("pk_test_public", base_addresses={"api": fake.url}, max_network_retries=0)
@@ -247,10 +254,9 @@ def test_subscription_checkout_gives_an_active_subscription_with_an_invoice(clie
             "line_items": [{"price": catalog["pro"].id, "quantity": 1}],
             "success_url": "https://atelier.test/billing/done",
             "subscription_data": {"metadata": {"user": "2", "plan": "pro"}},
-            "allow_promotion_codes": True,
         }
     )
-    assert (session.mode, session.amount_total, session.allow_promotion_codes) == ("subscription", 1200, True)
+    assert (session.mode, session.amount_total) == ("subscription", 1200)
 
     done = fake.complete_checkout(session.id)
     assert (done["status"], done["payment_status"]) == ("complete", "paid")

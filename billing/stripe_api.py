@@ -115,10 +115,6 @@ def charge_get(charge_id: str) -> dict:
     return _call(_client().v1.charges.retrieve, charge_id)
 
 
-def dispute_get(dispute_id: str) -> dict:
-    return _call(_client().v1.disputes.retrieve, dispute_id)
-
-
 def disputes_for_charge(charge_id: str) -> list[dict]:
     """Every dispute of a charge (inquiries included), as Stripe reports them now."""
     found = _call(_client().v1.disputes.list, params={"charge": charge_id, "limit": 100})

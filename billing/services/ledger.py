@@ -165,24 +165,25 @@ def credits_capture(*, reference: str, keep: int | None = None, memo: str = "") 
     With `keep` below the amount held (a job asked for four results and got three), only `keep`
     is spent and the rest goes back at once, in the same step (key `release-unused:<reference>`).
     """
-    reservation = CreditReservation.objects.select_related("wallet").filter(reference=reference).first()
+    reservation = CreditReservation.objects.select_related("wallet__user").filter(reference=reference).first()
     if reservation is None:
         return False
-    if keep is not None and 0 <= keep < reservation.amount:
+    partial = keep is not None and 0 <= keep < reservation.amount
+    if partial:
+        # The wallet before the reservation row, in the order credits_release takes them.
         Wallet.objects.select_for_update().get(pk=reservation.wallet_id)
     captured = CreditReservation.objects.filter(pk=reservation.pk, status=ReservationStatus.RESERVED).update(
         status=ReservationStatus.CAPTURED, settled_at=timezone.now()
     )
-    if captured and keep is not None and 0 <= keep < reservation.amount:
-        _apply(
-            wallet=reservation.wallet,
+    if captured and partial:
+        credits_grant(
+            user=reservation.wallet.user,
             amount=reservation.amount - keep,
             reason=LedgerReason.GENERATION_REFUND,
             reference=reference,
             idempotency_key=f"release-unused:{reference}",
             memo=memo or "Fewer results than asked for: the unused credits are back",
         )
-        _settle_debt(wallet=reservation.wallet, source_key=f"release-unused:{reference}")
     return bool(captured)
 
 

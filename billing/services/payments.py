@@ -231,14 +231,10 @@ def portal_url(*, user) -> str:
 
 def _portal_window(customer_id: str) -> str:
     """A token shared by the portal requests of one person within a minute of the first one (a
-    double click opens one session); independent of the clock's minute boundaries. Without the
-    cache, every click gets its own session, which is harmless: portal sessions move no money."""
-    key = f"billing:portal-window:{customer_id}"
-    try:
-        return cache.get_or_set(key, lambda: secrets.token_hex(8), timeout=60)
-    except Exception:  # noqa: BLE001 — any cache outage: fall back to a fresh session
-        logger.warning("cache unavailable for the portal idempotency window", exc_info=True)
-        return secrets.token_hex(8)
+    double click opens one session); independent of the clock's minute boundaries. While Redis
+    is down the cache counts per process (config/cache.py): at worst a double click opens two
+    portal sessions, which is harmless, as they move no money."""
+    return cache.get_or_set(f"billing:portal-window:{customer_id}", lambda: secrets.token_hex(8), timeout=60)
 
 
 def subscription_current(*, user) -> Subscription | None:
@@ -446,7 +442,7 @@ def _subscription_sync(subscription_id: str) -> Subscription:
 
     The row (when we have one) is locked before Stripe is read, so two workers syncing it take
     turns and the later read is the one that stays."""
-    Subscription.objects.select_for_update().filter(stripe_subscription_id=subscription_id).first()
+    locked = Subscription.objects.select_for_update().filter(stripe_subscription_id=subscription_id).first()
     data = stripe_api.subscription_get(subscription_id)
     user = _user_for_customer(_id(data.get("customer")))
     items = (data.get("items") or {}).get("data") or []
@@ -459,7 +455,7 @@ def _subscription_sync(subscription_id: str) -> Subscription:
         (item.get("current_period_end") or 0 for item in items), default=0
     )
     status = data.get("status") or "incomplete"
-    known = Subscription.objects.filter(stripe_subscription_id=data["id"]).values_list("status", flat=True).first()
+    known = locked.status if locked is not None else None
     if known in FINAL_SUBSCRIPTION_STATUSES and status != known:
         # Stripe never revives a canceled subscription: a differing read is stale, not news.
         logger.warning("subscription %s read as %s after %s; keeping %s", data["id"], status, known, known)
@@ -543,12 +539,16 @@ def _on_invoice_payment_failed(obj: dict) -> None:
 # Refunds and disputes ------------------------------------------------------------------------------------
 
 
-def _payment_for_charge(charge: dict) -> Payment | None:
-    charge_id = charge["id"]
+def _payment_for_charge(charge_id: str) -> Payment | None:
+    """The payment a charge paid for. Known charges are found in the database; only an unknown
+    one is read from Stripe (to find it by its PaymentIntent or invoice)."""
+    found = Payment.objects.filter(stripe_charge_id=charge_id).first()
+    if found is not None:
+        return found
+    charge = stripe_api.charge_get(charge_id)
     intent = _id(charge.get("payment_intent"))
     invoice = _id(charge.get("invoice"))
-    found = Payment.objects.filter(stripe_charge_id=charge_id).first()
-    if found is None and intent:
+    if intent:
         found = Payment.objects.filter(stripe_payment_intent_id=intent).first()
     if found is None and not invoice and intent:
         invoice = stripe_api.invoice_for_payment_intent(intent)
@@ -561,23 +561,23 @@ def _payment_for_charge(charge: dict) -> Payment | None:
 
 def _on_charge_event(obj: dict) -> None:
     """A refund (or its update): settle the payment against its charge as Stripe reports it now."""
-    charge = stripe_api.charge_get(_id(obj.get("charge")) if obj.get("object") == "refund" else obj["id"])
-    payment = _payment_for_charge(charge)
+    charge_id = _id(obj.get("charge")) if obj.get("object") == "refund" else obj["id"]
+    payment = _payment_for_charge(charge_id)
     if payment is None:
-        logger.info("refund on charge %s that granted no credits", charge["id"])
+        logger.info("refund on charge %s that granted no credits", charge_id)
         return
-    _payment_settle(payment, charge["id"])
+    _payment_settle(payment, charge_id)
 
 
 def _on_dispute(obj: dict) -> None:
-    """Any dispute event: read the dispute back, then settle its payment against its charge."""
-    dispute = stripe_api.dispute_get(obj["id"])
-    charge = stripe_api.charge_get(_id(dispute.get("charge")))
-    payment = _payment_for_charge(charge)
+    """Any dispute event: settle its payment against the charge and all of the charge's disputes,
+    as Stripe reports them now (`_payment_settle` lists them; the payload only names the charge)."""
+    charge_id = _id(obj.get("charge"))
+    payment = _payment_for_charge(charge_id)
     if payment is None:
-        logger.warning("dispute %s on charge %s that granted no credits", dispute.get("id"), charge["id"])
+        logger.warning("dispute %s on charge %s that granted no credits", obj.get("id"), charge_id)
         return
-    _payment_settle(payment, charge["id"])
+    _payment_settle(payment, charge_id)
 
 
 def _payment_settle(payment: Payment, charge_id: str) -> None:

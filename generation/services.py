@@ -93,8 +93,7 @@ def generation_submit_throttle(*, request) -> None:
 
     The one limit for every way in: the create page calls it first thing on a POST, the API
     will call it the same way. Counts live in the shared cache (django-ratelimit, fixed windows);
-    while the cache is down it fails open (config/cache.py), and the credit pre-check and the
-    fetch deadline still bound what a submit can cost.
+    while Redis is down they count per process (config/cache.py).
     """
     from django_ratelimit.core import get_usage
 
@@ -237,14 +236,13 @@ def generation_submit(*, user, spec: GenerationSpec, retry_of: Generation | None
     """Validate, charge and queue one generation. Raises InvalidInput or InsufficientCredits,
     in which case nothing was charged, created or stored."""
     entry = spec.model
-    if not entry.enabled or not provider_available(entry.provider):
-        raise InvalidInput("This model is not available right now. Pick another one.", field="model")
-    _check_pro(user, entry)
+    _check_usable(user, entry)
     clean = catalog.clean_params(entry, spec.values)
     _pick_seed(entry, clean.params)
-    _check_credits(user, entry, catalog.cost_of(entry, clean.params))  # before any download or decode
+    cost = catalog.cost_of(entry, clean.params)
+    _check_credits(user, cost)  # before any download or decode
     image = _clean_input_image(user, spec)  # network/decoding happens before we touch the database
-    generation = _create(user=user, entry=entry, clean=clean, image=image, retry_of=retry_of)
+    generation = _create(user=user, entry=entry, clean=clean, cost=cost, image=image, retry_of=retry_of)
     if spec.pending_upload and image is not None and spec.image_upload is None and not spec.image_url:
         _pending_uploads_delete(PendingUpload.objects.filter(owner=user, uuid=spec.pending_upload))  # now copied
     return generation
@@ -257,6 +255,19 @@ def _pick_seed(entry: CatalogEntry, params: dict) -> None:
         params["seed"] = secrets.randbelow(2**31)
 
 
+def _check_usable(user, entry: CatalogEntry) -> None:
+    """The model is on, its provider configured here, and (for Pro-only models) the person is Pro."""
+    if not entry.enabled or not provider_available(entry.provider):
+        raise InvalidInput("This model is not available right now. Pick another one.", field="model")
+    _check_pro(user, entry)
+
+
+def _previous_input(generation: Generation) -> inputs.CleanImage | None:
+    """A generation's stored input picture, cleaned again, for a job made from it (retry, run again)."""
+    source = generation.assets.filter(role=AssetRole.INPUT).first()
+    return inputs.clean_image_bytes(storage.read_bytes(source.storage_key)) if source is not None else None
+
+
 def _check_pro(user, entry: CatalogEntry) -> None:
     from billing.selectors import is_pro
 
@@ -264,7 +275,7 @@ def _check_pro(user, entry: CatalogEntry) -> None:
         raise InvalidInput("This model is part of Pro. Subscribe to Pro or pick another model.", field="model")
 
 
-def _check_credits(user, entry: CatalogEntry, cost: int) -> None:
+def _check_credits(user, cost: int) -> None:
     """Refuse early, read-only, what the reservation would refuse: an open debt (AccountBlocked)
     or too few credits (InsufficientCredits), with the same errors and sentences.
 
@@ -283,11 +294,10 @@ def _check_credits(user, entry: CatalogEntry, cost: int) -> None:
         raise InsufficientCredits(needed=cost, balance=balance)
 
 
-def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, image, retry_of) -> Generation:
+def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, cost: int, image, retry_of) -> Generation:
     if image is not None:
         get_provider(entry.provider).check_input_image(image)  # InvalidInput here, never in the worker
     stored: list[str] = []
-    cost = catalog.cost_of(entry, clean.params)
     try:
         generation = Generation(
             owner=user,
@@ -367,16 +377,13 @@ def generation_retry(*, user, generation: Generation) -> Generation:
         prompt=generation.prompt, negative_prompt=generation.negative_prompt, params=dict(generation.params)
     )
     entry = generation.model
-    if not entry.enabled or not provider_available(entry.provider):
-        raise InvalidInput("This model is not available right now. Pick another one.", field="model")
-    _check_pro(user, entry)
+    _check_usable(user, entry)
     try:
-        _check_credits(user, entry, catalog.cost_of(entry, clean.params))
-        image = None
-        source = generation.assets.filter(role=AssetRole.INPUT).first()
-        if source is not None:
-            image = inputs.clean_image_bytes(storage.read_bytes(source.storage_key))
-        return _create(user=user, entry=entry, clean=clean, image=image, retry_of=generation)
+        cost = catalog.cost_of(entry, clean.params)
+        _check_credits(user, cost)
+        return _create(
+            user=user, entry=entry, clean=clean, cost=cost, image=_previous_input(generation), retry_of=generation
+        )
     except (IntegrityError, InsufficientCredits):
         # A parallel click won the race: either for the unique `retry_of` (migration 0004; ours
         # rolled back with its reservation) or for the last credits. The person is charged once
@@ -393,18 +400,13 @@ def generation_run_again(*, user, generation: Generation) -> Generation:
     if generation.owner_id != user.pk:
         raise NotAllowed("Not your generation.")
     entry = generation.model
-    if not entry.enabled or not provider_available(entry.provider):
-        raise InvalidInput("This model is not available right now. Pick another one.", field="model")
-    _check_pro(user, entry)
+    _check_usable(user, entry)
     params = {name: value for name, value in (generation.params or {}).items() if name != "seed"}
     _pick_seed(entry, params)
     clean = catalog.CleanParams(prompt=generation.prompt, negative_prompt=generation.negative_prompt, params=params)
-    _check_credits(user, entry, catalog.cost_of(entry, params))
-    image = None
-    source = generation.assets.filter(role=AssetRole.INPUT).first()
-    if source is not None:
-        image = inputs.clean_image_bytes(storage.read_bytes(source.storage_key))
-    return _create(user=user, entry=entry, clean=clean, image=image, retry_of=None)
+    cost = catalog.cost_of(entry, params)
+    _check_credits(user, cost)
+    return _create(user=user, entry=entry, clean=clean, cost=cost, image=_previous_input(generation), retry_of=None)
 
 
 def _existing_retry(generation: Generation) -> Generation | None:
@@ -469,19 +471,12 @@ def generation_cancel(*, user, generation: Generation) -> bool:
     return True
 
 
-def _enqueue_provider_cancel(generation_id: int, provider_name: str = "", prediction_id: str = "") -> None:
+def _enqueue_provider_cancel(generation_id: int, provider_name: str, prediction_id: str) -> None:
     """Queue the provider-side cancel, naming the provider and prediction: the row may be deleted
     before the task runs (deleting a running job from the gallery), and the prediction must be
     stopped all the same (it costs money while it runs)."""
     from generation.tasks import cancel_prediction
 
-    if not (provider_name and prediction_id):
-        found = (
-            Generation.objects.filter(pk=generation_id).values_list("model__provider", "provider_prediction_id").first()
-        )
-        if found is None or not found[1]:
-            return  # never reached the provider: nothing to stop there
-        provider_name, prediction_id = found
     try:
         cancel_prediction.delay(generation_id, provider=provider_name, prediction_id=prediction_id)
     except Exception:
@@ -565,7 +560,7 @@ def generation_run(*, generation_id: int, wait: float | None = None) -> None:
         if not Generation.objects.filter(pk=generation.pk, status=Status.RUNNING).exists():
             # Canceled while the prediction was being created: stop it at the provider too.
             if provider.can_cancel:
-                _enqueue_provider_cancel(generation.pk)
+                _enqueue_provider_cancel(generation.pk, generation.model.provider, state.id)
             return
     else:
         state = provider.fetch(generation.provider_prediction_id)
@@ -1017,8 +1012,8 @@ def generations_delete(*, user, ids) -> int:
     for generation_id, key in assets:
         keys[generation_id].add(key)
     for generation in generations:
-        keys[generation.pk] |= _stored_under(generation.storage_prefix)
-    failed = {pk for pk, generation_keys in keys.items() if not _delete_objects(generation_keys)}
+        keys[generation.pk] |= storage.keys_under(generation.storage_prefix)
+    failed = {pk for pk, generation_keys in keys.items() if not storage.delete_keys(generation_keys)}
     done = [generation.pk for generation in generations if generation.pk not in failed]
     Generation.objects.filter(owner=user, pk__in=done).delete()
     if failed:
@@ -1041,30 +1036,3 @@ def generation_history_delete(*, user, until=None) -> int:
             pending_uploads_sweep(user=user, older_than_seconds=0)
             return total
         total += generations_delete(user=user, ids=ids)
-
-
-def _stored_under(prefix: str) -> set[str]:
-    """Objects under a generation's prefix that no Asset row names (e.g. a copy in flight)."""
-    from django.core.files.storage import default_storage
-
-    try:
-        _, files = default_storage.listdir(prefix)
-    except FileNotFoundError:
-        return set()
-    except storage.STORAGE_ERRORS as exc:
-        raise storage.StorageUnavailable(f"list {prefix}: {exc!r}") from exc
-    return {f"{prefix}/{name}" for name in files}
-
-
-def _delete_objects(keys) -> bool:
-    """Delete each object; False if any delete failed (logged with its key)."""
-    from django.core.files.storage import default_storage
-
-    ok = True
-    for key in keys:
-        try:
-            default_storage.delete(key)
-        except storage.STORAGE_ERRORS as exc:
-            logger.error("could not delete stored object %s: %r", key, exc)
-            ok = False
-    return ok

@@ -178,13 +178,29 @@ def read_bytes(key: str) -> bytes:
         raise StorageUnavailable(f"read {key}: {exc!r}") from exc
 
 
-def delete_keys(keys: Iterable[str]) -> None:
-    """Best effort clean-up: a failed delete is logged (with the key, to sweep later), not raised."""
+def delete_keys(keys: Iterable[str]) -> bool:
+    """Best effort clean-up: a failed delete is logged (with the key, to sweep later), not raised.
+    False if any delete failed, for callers that must know (deleting history keeps such rows)."""
+    ok = True
     for key in keys:
         try:
             default_storage.delete(key)
         except STORAGE_ERRORS as exc:
             logger.error("could not delete stored object %s: %r", key, exc)
+            ok = False
+    return ok
+
+
+def keys_under(prefix: str) -> set[str]:
+    """Every object directly under `prefix` (e.g. a generation's, including a copy in flight that
+    no Asset row names yet). Raises StorageUnavailable when the listing fails."""
+    try:
+        _, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return set()
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"list {prefix}: {exc!r}") from exc
+    return {f"{prefix}/{name}" for name in files}
 
 
 def _is_local() -> bool:

@@ -117,6 +117,15 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+def gallery_neighbours(generation: Generation) -> tuple[Generation | None, Generation | None]:
+    """The gallery's previous (newer) and next (older) items around one, in its order: (queued_at, id) desc."""
+    mine = gallery_queryset(user=generation.owner_id, filters=GalleryFilters()).only("uuid", "queued_at", "id")
+    at, pk = generation.queued_at, generation.pk
+    newer = mine.filter(Q(queued_at__gt=at) | Q(queued_at=at, id__gt=pk)).order_by("queued_at", "id").first()
+    older = mine.filter(Q(queued_at__lt=at) | Q(queued_at=at, id__lt=pk)).order_by("-queued_at", "-id").first()
+    return newer, older
+
+
 def gallery_queryset(*, user, filters: GalleryFilters):
     # Items being deleted (`deleting_at` set by the request) are gone from the person's view at once.
     queryset = Generation.objects.filter(owner=user, deleting_at__isnull=True)

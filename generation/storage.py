@@ -207,12 +207,21 @@ def _is_local() -> bool:
     return isinstance(default_storage, FileSystemStorage)
 
 
+def safe_filename(filename: str, key: str) -> str:
+    """The name a file is saved under. It may come from a person's upload ("x\".html"): ASCII
+    letters, digits and a few marks only, so it can't break a Content-Disposition header (ours or
+    S3's), and the stored file's real extension, from the key we chose."""
+    stored = key.rsplit("/", 1)[-1]
+    extension = stored.rsplit(".", 1)[-1].lower() if "." in stored else ""
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    stem = "".join(c for c in stem if c.isascii() and (c.isalnum() or c in " -_()")).strip()[:120] or "atelier"
+    return f"{stem}.{extension}" if extension else stem
+
+
 def access_url(key: str, *, filename: str, download: bool = False, ttl: int | None = None) -> str:
     """A short-lived URL for the owner to view or download one object (local files: valid `ttl`
     seconds, LOCAL_FILE_URL_TTL by default)."""
-    # The name may come from a person's upload: ASCII letters, digits and a few marks only, so it
-    # can't break the header (or S3's ResponseContentDisposition); servers take the type from the key.
-    filename = "".join(c for c in filename if c.isascii() and (c.isalnum() or c in " -_().")).strip() or "atelier"
+    filename = safe_filename(filename, key)
     disposition = f'{"attachment" if download else "inline"}; filename="{filename}"'
     if _is_local():
         payload = {"k": key, "d": int(download), "f": filename}

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -77,21 +76,18 @@ def _source(request: HttpRequest, form: CreateForm) -> dict | None:
     pending_id, asset_id = form["pending_upload"].value(), form["source_asset"].value()
     pending = pending_id and services.pending_upload_for_owner(user=request.user, uuid=pending_id)
     if pending:
-        return {
-            "name": pending.filename,
-            "url": storage.access_url(pending.storage_key, filename=pending.filename),
-            "width": pending.width,
-            "height": pending.height,
-        }
-    asset = asset_id and services.source_asset_for_owner(user=request.user, uuid=asset_id)
-    if asset:
-        return {
-            "name": download_name(asset),
-            "url": storage.access_url(asset.storage_key, filename=asset.filename),
-            "width": asset.width,
-            "height": asset.height,
-        }
-    return None
+        name, picture = pending.filename, pending
+    else:
+        asset = asset_id and services.source_asset_for_owner(user=request.user, uuid=asset_id)
+        if not asset:
+            return None
+        name, picture = download_name(asset), asset
+    return {
+        "name": name,
+        "url": storage.access_url(picture.storage_key, filename=name),
+        "width": picture.width,
+        "height": picture.height,
+    }
 
 
 def _keep_upload(request: HttpRequest, form: CreateForm) -> None:
@@ -228,17 +224,6 @@ def _facts(generation: Generation) -> list[tuple[str, str]]:
     return facts
 
 
-def _neighbours(generation: Generation) -> tuple[Generation | None, Generation | None]:
-    """The gallery's previous (newer) and next (older) items, in its order: (queued_at, id) desc."""
-    mine = Generation.objects.filter(owner_id=generation.owner_id, deleting_at__isnull=True).only(
-        "uuid", "queued_at", "id"
-    )
-    at, pk = generation.queued_at, generation.pk
-    newer = mine.filter(Q(queued_at__gt=at) | Q(queued_at=at, id__gt=pk)).order_by("queued_at", "id").first()
-    older = mine.filter(Q(queued_at__lt=at) | Q(queued_at=at, id__lt=pk)).order_by("-queued_at", "-id").first()
-    return newer, older
-
-
 def _detail_context(request: HttpRequest, uuid) -> dict:
     generation = selectors.generation_for_owner(user=request.user, uuid=uuid)
     assets = selectors.assets_by_role(generation)
@@ -285,7 +270,7 @@ def detail(request: HttpRequest, uuid) -> HttpResponse:
     context = _detail_context(request, uuid)
     generation = context["generation"]
     context["facts"] = _facts(generation)
-    context["newer"], context["older"] = _neighbours(generation)
+    context["newer"], context["older"] = selectors.gallery_neighbours(generation)
     return render(request, "generation/detail.html", context)
 
 
@@ -352,15 +337,6 @@ def download(request: HttpRequest, uuid) -> HttpResponse:
     return redirect(storage.access_url(asset.storage_key, filename=download_name(asset), download=True))
 
 
-def _safe_download_name(filename: str, key: str) -> str:
-    """The name to save a file under: the person's own name kept readable, but with the stored
-    file's real extension and no characters that could break the header."""
-    extension = key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
-    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
-    stem = "".join(c for c in stem if c.isalnum() or c in " -_()")[:120].strip() or "atelier"
-    return f"{stem}.{extension}" if extension else stem
-
-
 @require_GET
 def signed_file(request: HttpRequest, token: str) -> HttpResponse:
     """Local-file storage only: serve an object named by a signed, expiring token."""
@@ -373,13 +349,12 @@ def signed_file(request: HttpRequest, token: str) -> HttpResponse:
     except (FileNotFoundError, KeyError) as exc:
         raise Http404("Not found.") from exc
     key = data["k"]
-    filename = data.get("f") or key.rsplit("/", 1)[-1]
+    filename = data.get("f") or key.rsplit("/", 1)[-1]  # made safe by storage.access_url, which signed it
     # The type comes from the storage key, whose extension we chose from the file's real format;
-    # never from `filename`, which can be a name a person gave their upload ("x.html").
+    # never from a name a person gave their upload ("x.html").
     content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
     if key.endswith(".glb"):
         content_type = "model/gltf-binary"
-    filename = _safe_download_name(filename, key)
     response = FileResponse(handle, as_attachment=bool(data.get("d")), filename=filename, content_type=content_type)
     response["Cache-Control"] = "private, max-age=300"
     response["X-Content-Type-Options"] = "nosniff"

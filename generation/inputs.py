@@ -22,9 +22,10 @@ Everything here treats its input as hostile:
   new address goes through the same guard. If a name has several (all public) addresses and one
   refuses the connection, the next is tried. Connect and read each time out after
   `INPUT_URL_TIMEOUT`; the whole fetch, redirects included, has a deadline of `_DEADLINE_FACTOR`
-  times that, taken from the monotonic clock and enforced on *every* socket operation: the
-  connect, the TLS handshake and each single read of the status line, the headers and the body
-  get `min(INPUT_URL_TIMEOUT, time left)` as their timeout. A server that drips its headers one
+  times that, at most `INPUT_URL_DEADLINE` (`fetch_deadline`), taken from the monotonic clock and
+  enforced on *every* socket operation: the connect, the TLS handshake and each single read of
+  the status line, the headers and the body get `min(INPUT_URL_TIMEOUT, time left)` as their
+  timeout. A server that drips its headers one
   byte at a time is cut off at the deadline like one that drips its body (the body was the only
   part checked before, so such a server could hold a web worker for minutes). We ask for an
   uncompressed body; a server that compresses anyway is decoded in bounded pieces by urllib3, and
@@ -481,7 +482,7 @@ def _fetch(url: str) -> bytes:
                 continue
             if not 200 <= response.status < 300:
                 raise _invalid(f"The image link answered with HTTP {response.status}.", URL_FIELD)
-            return _read_body(response, deadline=deadline)
+            return _read_body(response)
         finally:
             response.close()
             pool.close()
@@ -606,8 +607,9 @@ def _request(target: _Target, *, timeout: float, deadline: float):
     }
     failure: Exception | None = None
     for address in target.addresses:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        try:
+            remaining = _time_left(deadline)
+        except TimeoutError:
             break
         limit = urllib3.Timeout(connect=min(timeout, remaining), read=min(timeout, remaining))
         pool = _pool(target, address, limit, deadline=deadline)
@@ -635,21 +637,21 @@ def _request(target: _Target, *, timeout: float, deadline: float):
     raise _network_error(failure) from failure
 
 
-def _read_body(response, *, deadline: float) -> bytes:
+def _read_body(response) -> bytes:
+    """The body, up to INPUT_MAX_BYTES. The deadline needs no check here: every socket read under
+    it is bounded by the time left (`_DeadlineReader`), and one past it raises a timeout."""
     max_bytes = settings.INPUT_MAX_BYTES
     declared = response.headers.get("Content-Length", "")
     if declared.strip().isdigit() and int(declared) > max_bytes:
         raise _invalid(_too_big(), URL_FIELD)
     body = bytearray()
     try:
-        # read1: at most one read from the socket per call, so the deadline is checked between
-        # reads even when a server sends one byte at a time (stream() would wait for a full chunk).
+        # read1: at most one read from the socket per call, so the size cap is checked as the
+        # bytes come (stream() would wait for a full chunk).
         while chunk := response.read1(_CHUNK):
             body += chunk
             if len(body) > max_bytes:
                 raise _invalid(_too_big(), URL_FIELD)
-            if time.monotonic() > deadline:
-                raise _invalid(TIMED_OUT, URL_FIELD)
     except (Urllib3HTTPError, http.client.HTTPException, OSError) as exc:
         raise _network_error(exc) from exc
     return bytes(body)

@@ -125,10 +125,7 @@ def demo_samples_ensure(*, user: User) -> int:
     through `generation_submit` and run at once with the local provider (they cost the account
     their credits, like any job). Does nothing if the account has made anything already, or if the
     offline models are switched off. Returns how many samples finished."""
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     from billing.errors import BillingError
-    from generation import storage
     from generation.errors import GenerationError
     from generation.models import AssetRole, CatalogEntry, Generation, Status
     from generation.services import GenerationSpec, generation_submit
@@ -143,7 +140,7 @@ def demo_samples_ensure(*, user: User) -> int:
             entry = entries.get(slug)
             if entry is None or not entry.enabled:
                 continue
-            upload = None
+            source_asset = ""
             if source is not None:
                 source_slug, index = source.split(":")
                 done = made.get(source_slug, [])
@@ -152,10 +149,10 @@ def demo_samples_ensure(*, user: User) -> int:
                 output = done[int(index)].assets.filter(role=AssetRole.OUTPUT).order_by("index").first()
                 if output is None:
                     continue
-                upload = SimpleUploadedFile("sample.png", storage.read_bytes(output.storage_key), "image/png")
+                source_asset = str(output.uuid)  # "Edit this" / "Make 3D from this": no re-upload
             try:
                 generation = generation_submit(
-                    user=user, spec=GenerationSpec(model=entry, values=values, image_upload=upload)
+                    user=user, spec=GenerationSpec(model=entry, values=values, source_asset=source_asset)
                 )
             except (GenerationError, BillingError) as exc:  # a sample is a nicety, never a blocker
                 logger.warning("demo sample %s was not made: %s", slug, exc)

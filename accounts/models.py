@@ -44,6 +44,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     age_confirmed_at = models.DateTimeField(null=True, blank=True)
     policy_accepted_at = models.DateTimeField(null=True, blank=True)
     policy_version = models.CharField(max_length=32, blank=True)
+    # Restriction of processing ("Pause my account", privacy centre): while set, no new
+    # generations, no email but the legally needed, and API keys refuse with the reason.
+    paused_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 
@@ -60,6 +63,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def name(self) -> str:
         return self.display_name or self.email.split("@", 1)[0]
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
 
     @property
     def has_accepted_terms(self) -> bool:

@@ -297,9 +297,32 @@ SOCIALACCOUNT_PROVIDERS = {
     }
 }
 
-# Age gate and policy (the privacy issue turns the policy into versioned DB rows).
+# Age gate and policy. The policy itself is versioned data (privacy.PolicyVersion, published by
+# staff); PRIVACY_POLICY_VERSION names the built-in first version a fresh database is seeded with.
 MINIMUM_AGE = 13
 PRIVACY_POLICY_VERSION = env.str("PRIVACY_POLICY_VERSION", default="2026-11-01")
+
+# --- privacy: retention periods and limits (every period a setting; see privacy/tasks) --------
+
+# Exports: kept this long, then beat deletes the ZIP; one per person per this many hours.
+PRIVACY_EXPORT_TTL_DAYS = env.int("PRIVACY_EXPORT_TTL_DAYS", default=7)
+PRIVACY_EXPORT_MIN_INTERVAL_HOURS = env.int("PRIVACY_EXPORT_MIN_INTERVAL_HOURS", default=24)
+# How long a signed export/download link stays valid once the owner opens it.
+PRIVACY_EXPORT_LINK_SECONDS = env.int("PRIVACY_EXPORT_LINK_SECONDS", default=300)
+# Error details and provider logs of finished jobs.
+PRIVACY_RETENTION_ERROR_DETAILS_DAYS = env.int("PRIVACY_RETENTION_ERROR_DETAILS_DAYS", default=30)
+# Stored webhook payloads (Replicate and Stripe) once processed.
+PRIVACY_RETENTION_WEBHOOK_PAYLOADS_DAYS = env.int("PRIVACY_RETENTION_WEBHOOK_PAYLOADS_DAYS", default=30)
+# IP addresses in the activity log (the device label stays).
+PRIVACY_RETENTION_IP_DAYS = env.int("PRIVACY_RETENTION_IP_DAYS", default=30)
+# Input images of finished jobs (the outputs stay as long as the person keeps them).
+PRIVACY_RETENTION_INPUTS_DAYS = env.int("PRIVACY_RETENTION_INPUTS_DAYS", default=90)
+# Erasure receipts for staff (no personal data on them).
+PRIVACY_RETENTION_ERASURE_RECEIPTS_DAYS = env.int("PRIVACY_RETENTION_ERASURE_RECEIPTS_DAYS", default=365 * 3)
+# Ledger entries and payments of erased accounts, kept anonymized for tax law (years).
+PRIVACY_TAX_RECORDS_YEARS = env.int("PRIVACY_TAX_RECORDS_YEARS", default=10)
+# Where people write to about privacy.
+PRIVACY_CONTACT_EMAIL = env.str("PRIVACY_CONTACT_EMAIL", default="privacy@atelier.local")
 
 # --- email ----------------------------------------------------------------------------
 
@@ -363,6 +386,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "generation-fail-stuck": {"task": "generation.tasks.fail_stuck_generations", "schedule": 300.0},
     "billing-requeue-stripe-events": {"task": "billing.tasks.requeue_stripe_events", "schedule": 300.0},
     "generation-sweep-pending-uploads": {"task": "generation.tasks.sweep_pending_uploads", "schedule": 3600.0},
+    "privacy-expire-exports": {"task": "privacy.tasks.export.expire_exports", "schedule": 3600.0},
+    "privacy-retention": {"task": "privacy.tasks.retention.apply_retention", "schedule": 6 * 3600.0},
+    "privacy-resume-erasures": {"task": "privacy.tasks.erasure.resume_erasures", "schedule": 900.0},
 }
 
 # --- security headers ----------------------------------------------------------------

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from privacy import views
+from privacy.views import centre, choices, erasure, export, policy
 
 app_name = "privacy"
-urlpatterns = [path("policy/", views.policy, name="policy")]
+urlpatterns = [
+    path("", centre.centre, name="centre"),
+    path("policy/", policy.policy, name="policy"),
+    *export.urlpatterns,
+    *erasure.urlpatterns,
+    *choices.urlpatterns,
+]

@@ -1,0 +1,5 @@
+"""Privacy tasks: retention."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Privacy centre pages, one module per area (centre, policy, export, erasure, choices)."""

@@ -112,6 +112,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.CompleteProfileMiddleware",
+    "privacy.cookies.AnalyticsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -128,6 +129,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "config.context_processors.site",
+                "privacy.cookies.context",
+                "privacy.policy.context",
             ],
         },
     },

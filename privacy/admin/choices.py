@@ -1,0 +1,3 @@
+"""Admin: choices."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Admin: erasure."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Admin: export."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Admin: policy."""
+
+from __future__ import annotations

@@ -15,7 +15,12 @@ from django.utils import timezone
 
 
 class Wallet(models.Model):
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wallet")
+    # Kept when the person erases their account (the ledger is a money record, kept for tax law):
+    # `user` goes null and `subject` (the erasure receipt's pseudonymous id) is written instead.
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="wallet"
+    )
+    subject = models.UUIDField(null=True, blank=True, unique=True, help_text="Pseudonymous id after erasure.")
     balance = models.BigIntegerField(default=0)
     # Credits owed after a refund or dispute took back credits that were already spent. The balance
     # never goes below zero; while a debt is open, new generations are refused.
@@ -31,7 +36,7 @@ class Wallet(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} · {self.balance} credits"
+        return f"{self.user or f'erased {self.subject}'} · {self.balance} credits"
 
 
 class LedgerReason(models.TextChoices):
@@ -302,9 +307,15 @@ SUBSCRIPTION_HELD_STATUSES = (
 
 
 class Payment(models.Model):
-    """A paid Stripe payment that granted credits; refunds and disputes take them back from here."""
+    """A paid Stripe payment that granted credits; refunds and disputes take them back from here.
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="payments")
+    Kept for tax law when the person erases their account: `user` goes null and `subject` holds
+    the erasure's pseudonymous id."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="payments"
+    )
+    subject = models.UUIDField(null=True, blank=True, db_index=True, help_text="Pseudonymous id after erasure.")
     kind = models.CharField(max_length=16, choices=PaymentKind.choices)
     stripe_payment_intent_id = models.CharField(max_length=100, blank=True, db_index=True)
     stripe_invoice_id = models.CharField(max_length=100, blank=True, db_index=True)
@@ -379,7 +390,11 @@ class StripeEvent(models.Model):
 class CreditAdjustment(models.Model):
     """Staff granting or taking credits by hand; the reason is required and kept (audit)."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_adjustments")
+    # Kept with its ledger entry when the person erases their account (`subject` instead of `user`).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="credit_adjustments"
+    )
+    subject = models.UUIDField(null=True, blank=True, db_index=True, help_text="Pseudonymous id after erasure.")
     amount = models.IntegerField(help_text="Positive adds credits, negative takes them away.")
     reason = models.CharField(max_length=300)
     staff = models.ForeignKey(
@@ -392,4 +407,4 @@ class CreditAdjustment(models.Model):
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="adjustment_not_zero")]
 
     def __str__(self) -> str:
-        return f"{self.amount:+d} for {self.user}: {self.reason}"
+        return f"{self.amount:+d} for {self.user or f'erased {self.subject}'}: {self.reason}"

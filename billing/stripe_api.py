@@ -92,6 +92,20 @@ def portal_session_create(*, customer: str, return_url: str, idempotency_key: st
     return _call(_client().v1.billing_portal.sessions.create, params=params, options=_options(idempotency_key))
 
 
+# --- account erasure ---------------------------------------------------------------------------------
+
+
+def subscription_cancel(subscription_id: str, *, idempotency_key: str) -> dict:
+    """Cancel a subscription now, not at period end (Stripe's defaults: no final invoice, no
+    proration)."""
+    return _call(_client().v1.subscriptions.cancel, subscription_id, options=_options(idempotency_key))
+
+
+def customer_delete(customer_id: str) -> dict:
+    """Delete a Customer for good (Stripe also cancels any subscription it still has)."""
+    return _call(_client().v1.customers.delete, customer_id)
+
+
 # --- reading state back (webhook payloads are hints; the API is the truth) -------------------------
 
 

@@ -259,6 +259,12 @@ def payment_credits_settle(*, payment: Payment, target: int, dispute_status: str
     The wallet is flagged for staff while any of the person's payments has an open or lost
     dispute, and unflagged when none has. Returns the signed change in credits taken back.
     """
+    if payment.user_id is None:
+        # The person erased their account: the payment is kept for tax law, detached, with no
+        # wallet left to move credits in. Record what Stripe says on the payment only.
+        target = max(0, min(target, payment.credits))
+        Payment.objects.filter(pk=payment.pk).update(dispute_status=dispute_status, credits_reversed=target)
+        return 0
     wallet = _locked_wallet(payment.user)
     payment = Payment.objects.select_for_update().get(pk=payment.pk)
     target = max(0, min(target, payment.credits))

@@ -18,6 +18,14 @@ class InvalidInput(GenerationError):
         self.field = field
 
 
+class AccountPaused(InvalidInput):
+    """The person paused their account (privacy centre, "Pause my account"): no new jobs until
+    they resume. A kind of InvalidInput, so every place that shows a refused submit shows it."""
+
+    def __init__(self) -> None:
+        super().__init__("Your account is paused, so no new generations can start. Resume it in the privacy centre.")
+
+
 class NotAllowed(GenerationError):
     """The action does not fit the generation's state (e.g. cancelling a finished job)."""
 

@@ -554,6 +554,7 @@ EXPORTED: dict[str, tuple[str, str]] = {
     "privacy.Consent": ("consents.current", "user"),
     "privacy.ConsentEvent": ("consents.history", "user"),
     "privacy.PolicyAcceptance": ("policy_acceptances", "user"),
+    "privacy.PolicyNotice": ("policy_notices", "user"),
     "privacy.PrivacySettings": ("privacy_settings", "user"),
     "privacy.DataExport": ("data_exports", "user"),
 }
@@ -703,6 +704,14 @@ def _data_json_text(export: DataExport, plan: Plan, missing: set[str]) -> Iterat
     yield from _array(
         {"version": a.policy.version, "title": a.policy.title, "accepted_at": _iso(a.accepted_at)}
         for a in PolicyAcceptance.objects.filter(user=user).select_related("policy").order_by("accepted_at")
+    )
+    # The emails we sent about material policy changes.
+    from privacy.models import PolicyNotice
+
+    yield ',"policy_notices":'
+    yield from _array(
+        {"version": n.policy.version, "sent_at": _iso(n.sent_at)}
+        for n in PolicyNotice.objects.filter(user=user).select_related("policy").order_by("sent_at")
     )
     settings_row = PrivacySettings.objects.filter(user=user).first()
     yield ',"privacy_settings":' + _dumps(

@@ -1,5 +1,50 @@
-"""Privacy tasks: erasure."""
+"""Privacy tasks: account erasure (the steps are in `privacy.services.erasure`)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import logging
+
+from celery import shared_task
+from django.core.cache import cache
+
+from privacy.services import erasure as erasure_services
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["erase_account", "resume_erasures"]
+
+# One run per receipt at a time (a beat resume and a retry could otherwise overlap); a run that
+# dies without releasing it is resumed once the lock expires.
+LOCK_SECONDS = 3600
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5)
+def erase_account(self, receipt_id: int) -> str:
+    """Run or resume one erasure. A step that cannot finish now (storage, Stripe or the provider
+    down) is retried with backoff; after the last retry beat's `resume_erasures` picks it up."""
+    lock = f"privacy:erasure:{receipt_id}"
+    if not cache.add(lock, self.request.id or "inline", timeout=LOCK_SECONDS):
+        logger.info("erasure %s is already running", receipt_id)
+        return "running"
+    try:
+        receipt = erasure_services.erasure_run(receipt_id=receipt_id)
+    except Exception as exc:
+        logger.exception("erasure %s stopped; it resumes from its last finished step", receipt_id)
+        if self.request.is_eager:
+            return "failed"
+        raise self.retry(exc=exc, countdown=min(60 * 2**self.request.retries, 3600)) from exc
+    finally:
+        cache.delete(lock)
+    return receipt.status
+
+
+@shared_task
+def resume_erasures() -> int:
+    """Beat: run again every erasure that has not finished (a worker died, a service was down).
+    Also redacts payment notifications about erased customers that arrived after their erasure
+    (Stripe sends `customer.deleted` and `customer.subscription.deleted` once we delete them)."""
+    ids = list(erasure_services.erasures_unfinished().values_list("pk", flat=True))
+    for receipt_id in ids:
+        erase_account.delay(receipt_id)
+    erasure_services.stripe_events_redact_late()
+    return len(ids)

@@ -39,14 +39,15 @@ def _cards(items) -> list[dict]:
     card = reverse("generation:gallery_card", args=[_UUID0])
     favorite = reverse("generation:favorite", args=[_UUID0])
     now = timezone.now()
-    for generation in items:
-        picture = selectors.gallery_picture(generation)
+    pictures = [selectors.gallery_picture(generation) for generation in items]
+    urls = iter(storage.access_urls((p.storage_key, p.filename) for p in pictures if p is not None))
+    for generation, picture in zip(items, pictures, strict=True):
         key = str(generation.uuid)
         cards.append(
             {
                 "generation": generation,
                 "picture": picture,
-                "picture_url": storage.access_url(picture.storage_key, filename=picture.filename) if picture else "",
+                "picture_url": next(urls) if picture is not None else "",
                 "detail_url": detail.replace(_UUID0_STR, key),
                 "card_url": card.replace(_UUID0_STR, key),
                 "favorite_url": favorite.replace(_UUID0_STR, key),

@@ -163,7 +163,12 @@ def gallery_page(*, user, filters: GalleryFilters, cursor: str = "", limit: int 
         .select_related("model")
         .only(*GALLERY_FIELDS)
         .prefetch_related(
-            Prefetch("assets", queryset=Asset.objects.only(*GALLERY_ASSET_FIELDS).order_by("role", "index"))
+            # A plain list (to_attr): `generation.assets.all()` would build a queryset per card.
+            Prefetch(
+                "assets",
+                queryset=Asset.objects.only(*GALLERY_ASSET_FIELDS).order_by("role", "index"),
+                to_attr="gallery_assets",
+            )
         )[: limit + 1]
     )
     more = len(rows) > limit
@@ -193,9 +198,11 @@ def gallery_owned_ids(*, user, uuids) -> list[int]:
 def gallery_picture(generation: Generation) -> Asset | None:
     """What the card shows: the worker's WebP thumbnail; for a 3D model its poster (or the
     thumbnail made from its input picture, or the input picture itself); for an image whose
-    thumbnail is not made yet, the output. Uses the prefetched assets (no query)."""
+    thumbnail is not made yet, the output. Uses the prefetched assets (no query): a gallery
+    page's list (`gallery_assets`) or the generation's own prefetch."""
+    assets = getattr(generation, "gallery_assets", None)
     by_role: dict[str, Asset] = {}
-    for asset in generation.assets.all():
+    for asset in generation.assets.all() if assets is None else assets:
         by_role.setdefault(asset.role, asset)
     if generation.kind == Kind.IMAGE_TO_3D:
         order = (AssetRole.POSTER, AssetRole.THUMBNAIL, AssetRole.INPUT)

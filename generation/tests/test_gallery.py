@@ -129,6 +129,18 @@ def test_cards_are_newest_first_with_status_kind_model_credits_and_age(signed_in
     assert 'src="/files/' in page  # the thumbnail, through a signed short-lived link
 
 
+def test_a_prompt_is_escaped_wherever_its_card_shows_it(signed_in, alice):
+    """The cards are written out in Python (templatetags/gallery_cards.py), not by the template
+    language's autoescape: the person's own text must still come out as text."""
+    prompt = "\"><script>alert(1)</script> & 'quoted' " + "x" * 150
+    make(alice, 1, prompt=prompt)
+    page = signed_in.get("/gallery/").content.decode()
+    assert "<script>alert" not in page
+    escaped = "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#x27;quoted&#x27; "
+    assert f'title="{escaped}{"x" * 150}">{escaped}{"x" * 150}</p>' in page  # the whole prompt
+    assert f'alt="{escaped}{"x" * (119 - 39)}…"' in page  # as truncatechars:120, the ellipsis counted
+
+
 def test_a_running_card_stops_polling_once_final(signed_in, alice):
     row = make(alice, 1, status=Status.RUNNING)[0]
     assert "every 2s" in signed_in.get(f"/g/{row.uuid}/card/").content.decode()

@@ -44,6 +44,20 @@ def test_a_tampered_lifetime_is_refused(settings):
         storage.unsign(forged)
 
 
+def test_a_page_of_links_signed_at_once_is_the_same_as_one_by_one(settings):
+    """storage.access_urls (a gallery page) reverses the route once; its links must be exactly
+    access_url's: the same route, the same payload, the same lifetime."""
+    settings.LOCAL_FILE_URL_TTL = 600
+    files = [("users/u/generations/g/thumb-0.webp", "thumb-0.webp"), ("users/u/generations/h/in.png", 'x".html')]
+    with _later(0):
+        batch = storage.access_urls(files)
+        single = [storage.access_url(key, filename=name) for key, name in files]
+    assert batch == single
+    assert storage.unsign(_token(batch[1])) == {"k": files[1][0], "d": 0, "f": "x.png"}
+    with _later(700), pytest.raises(signing.SignatureExpired):
+        storage.unsign(_token(batch[0]))
+
+
 @pytest.mark.django_db
 def test_a_file_served_by_its_link_takes_its_type_from_the_stored_key_not_the_uploaded_name(client, alice):
     """A picture uploaded as "x.html" is kept as .png: its link must never serve HTML."""

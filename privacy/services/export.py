@@ -27,10 +27,12 @@ import smtplib
 import threading
 import time
 import zipfile
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
@@ -52,11 +54,14 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "export_schema.json"
 FORMAT_VERSION = 1
-# S3 needs parts of at least 5 MiB (but the last); 8 MiB keeps the requests few and memory small:
-# one part being filled plus at most UPLOADS_IN_FLIGHT being sent.
-PART_SIZE = 8 * 1024 * 1024
+# S3 needs parts of at least 5 MiB (but the last) and at most 10,000 of them: 5 MiB, or more for
+# a very big archive. Memory: one part being filled plus at most UPLOADS_IN_FLIGHT being sent.
+PART_SIZE = 5 * 1024 * 1024
+MAX_PARTS = 9_000
 UPLOADS_IN_FLIGHT = 2
-READ_CHUNK = 1024 * 1024
+# Stored files asked for ahead of the one being copied (their bodies wait in the socket).
+PREFETCH = 4
+READ_CHUNK = 256 * 1024
 # Progress is saved at most this often (seconds), not per file.
 PROGRESS_EVERY = 1.0
 # A build that has been "running" this long died with its worker; a redelivered task takes it over.
@@ -221,11 +226,13 @@ def _write_archive(export: DataExport, key: str) -> int:
     DataExport.objects.filter(pk=export.pk).update(files_total=len(plan.media) + 3)
     export.files_total = len(plan.media) + 3
     progress = _Progress(export.pk)
-    with _open_writer(key) as writer:
+    # The media plus room for data.json: sizes the upload's parts (S3 allows 10,000 of them).
+    expected = sum(item.size for item in plan.media) + 256 * 1024 * 1024
+    with _open_writer(key, expected_size=expected) as writer:
         with zipfile.ZipFile(writer, mode="w", allowZip64=True) as archive:
             missing: set[str] = set()
-            for item in plan.media:
-                if not _copy_media(archive, item):
+            for item, chunks in _sources(plan.media):
+                if not _copy_media(archive, item, chunks):
                     missing.add(item.key)
                 progress.step()
             _write_text(archive, "data.json", _data_json_chunks(export, plan, missing))
@@ -345,16 +352,44 @@ def _s3():
     return default_storage.connection.meta.client, default_storage.bucket_name, default_storage._normalize_name
 
 
-def _open_source(key: str) -> Iterator[bytes] | None:
-    """The stored object's bytes in chunks, or None when it is gone (deleted meanwhile)."""
+def _sources(media: list[MediaItem]) -> Iterator[tuple[MediaItem, Iterator[bytes] | None]]:
+    """Each stored file with its bytes in chunks (None when the object is gone). On S3 the next
+    PREFETCH objects are asked for ahead, by threads, so the server prepares them while the
+    current one is copied; a response's body is read only when its turn comes (until then it waits
+    in the socket, not in memory)."""
     s3 = _s3()
-    if s3 is not None:
-        client, bucket, name = s3
+    if s3 is None:
+        for item in media:
+            yield item, _local_chunks(item.key)
+        return
+    client, bucket, name = s3
+
+    def get(item: MediaItem):
         try:
-            body = client.get_object(Bucket=bucket, Key=name(key))["Body"]
+            return client.get_object(Bucket=bucket, Key=name(item.key))["Body"]
         except client.exceptions.NoSuchKey:
             return None
-        return _closing_chunks(body.iter_chunks(READ_CHUNK), body)
+
+    upcoming = iter(media)
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="export-read") as pool:
+        try:
+            for item in islice(upcoming, PREFETCH):
+                pending.append((item, pool.submit(get, item)))
+            while pending:
+                item, future = pending.popleft()
+                body = future.result()
+                following = next(upcoming, None)
+                if following is not None:
+                    pending.append((following, pool.submit(get, following)))
+                yield item, (None if body is None else _closing_chunks(body.iter_chunks(READ_CHUNK), body))
+        finally:
+            for _, future in pending:  # a failure halfway: let go of the responses asked for ahead
+                if not future.cancel() and future.exception() is None and future.result() is not None:
+                    future.result().close()
+
+
+def _local_chunks(key: str) -> Iterator[bytes] | None:
     try:
         handle = default_storage.open(key, "rb")
     except FileNotFoundError:
@@ -377,10 +412,9 @@ def _zipinfo(name: str, modified: datetime, compress: int) -> zipfile.ZipInfo:
     return info
 
 
-def _copy_media(archive: zipfile.ZipFile, item: MediaItem) -> bool:
+def _copy_media(archive: zipfile.ZipFile, item: MediaItem, chunks: Iterator[bytes] | None) -> bool:
     """Copy one stored file into the ZIP, stored as is (pictures and models are compressed
     already). False when the object is missing."""
-    chunks = _open_source(item.key)
     if chunks is None:
         logger.warning("export: stored object %s is missing; listed in data.json without a file", item.key)
         return False
@@ -440,7 +474,9 @@ class S3MultipartWriter(_Writer):
         super().__init__()
         self.client, self.bucket, self.key = client, bucket, key
         self.part_size = part_size or PART_SIZE
-        self.buffer = bytearray()
+        # The part being filled, as the chunks written (joined once, when it is sent).
+        self.chunks: list[bytes] = []
+        self.pending = 0
         self.upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/zip")[
             "UploadId"
         ]
@@ -449,11 +485,12 @@ class S3MultipartWriter(_Writer):
         self.pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="export-upload")
 
     def write(self, data) -> int:
-        self.buffer += data
+        self.chunks.append(bytes(data))
+        self.pending += len(data)
         self.size += len(data)
-        while len(self.buffer) >= self.part_size:
-            self._send(bytes(self.buffer[: self.part_size]))
-            del self.buffer[: self.part_size]
+        if self.pending >= self.part_size:  # parts may differ in size; each is at least part_size
+            self._send(b"".join(self.chunks))
+            self.chunks, self.pending = [], 0
         return len(data)
 
     def _send(self, body: bytes) -> None:
@@ -473,9 +510,9 @@ class S3MultipartWriter(_Writer):
         return {"PartNumber": number, "ETag": response["ETag"]}
 
     def complete(self) -> None:
-        if self.buffer or not self.futures:
-            self._send(bytes(self.buffer))
-            self.buffer = bytearray()
+        if self.chunks or not self.futures:
+            self._send(b"".join(self.chunks))
+            self.chunks, self.pending = [], 0
         try:
             parts = [future.result() for future in self.futures]
         finally:
@@ -517,11 +554,12 @@ class LocalFileWriter(_Writer):
             os.remove(self.partial)
 
 
-def _open_writer(key: str) -> _Writer:
+def _open_writer(key: str, *, expected_size: int) -> _Writer:
     s3 = _s3()
     if s3 is not None:
         client, bucket, name = s3
-        return S3MultipartWriter(client, bucket, name(key))
+        part_size = max(PART_SIZE, -(-expected_size // MAX_PARTS))
+        return S3MultipartWriter(client, bucket, name(key), part_size=part_size)
     if not isinstance(default_storage, FileSystemStorage):  # pragma: no cover - only S3 and files are configured
         raise RuntimeError(f"exports cannot stream to {type(default_storage).__name__}")
     return LocalFileWriter(default_storage.path(key))

@@ -262,11 +262,11 @@ def test_a_failure_on_s3_aborts_the_upload_and_allows_a_retry_at_once(
     real_copy = service._copy_media
     calls = []
 
-    def breaks_on_the_second_file(archive, item):
+    def breaks_on_the_second_file(archive, item, chunks):
         calls.append(item)
         if len(calls) == 2:
             raise ConnectionResetError("storage went away")
-        return real_copy(archive, item)
+        return real_copy(archive, item, chunks)
 
     monkeypatch.setattr(service, "_copy_media", breaks_on_the_second_file)
     export = build(alice, django_capture_on_commit_callbacks)

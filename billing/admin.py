@@ -46,9 +46,10 @@ class LedgerInline(admin.TabularInline):
 
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
-    list_display = ("user", "balance", "debt", "disputed_at", "updated_at")
+    list_display = ("user", "subject", "balance", "debt", "disputed_at", "updated_at")
     list_filter = (("disputed_at", admin.EmptyFieldListFilter),)
-    search_fields = ("user__email",)
+    # `subject`: the pseudonymous id of an erased account's kept wallet (its user is empty then).
+    search_fields = ("user__email", "=subject")
     list_select_related = ("user",)
     inlines = [LedgerInline]
 
@@ -57,7 +58,7 @@ class WalletAdmin(ReadOnlyAdmin):
 class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "wallet", "amount", "balance_after", "reason", "reference")
     list_filter = ("reason",)
-    search_fields = ("wallet__user__email", "reference", "idempotency_key")
+    search_fields = ("wallet__user__email", "=wallet__subject", "reference", "idempotency_key")
     list_select_related = ("wallet__user",)
 
 
@@ -102,7 +103,7 @@ class CreditAdjustmentAdmin(admin.ModelAdmin):
 
     form = CreditAdjustmentForm
     list_display = ("created_at", "user", "amount", "reason", "staff")
-    search_fields = ("user__email", "reason")
+    search_fields = ("user__email", "=subject", "reason")
     autocomplete_fields = ("user",)
     list_select_related = ("user", "staff")
 
@@ -174,6 +175,7 @@ class PaymentAdmin(ReadOnlyAdmin):
     list_display = (
         "created_at",
         "user",
+        "subject",
         "kind",
         "amount_cents",
         "currency",
@@ -182,7 +184,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "dispute_status",
     )
     list_filter = ("kind", "dispute_status")
-    search_fields = ("user__email", "stripe_payment_intent_id", "stripe_invoice_id", "stripe_charge_id")
+    search_fields = ("user__email", "=subject", "stripe_payment_intent_id", "stripe_invoice_id", "stripe_charge_id")
     list_select_related = ("user",)
 
 

@@ -283,6 +283,13 @@ def test_erasure_deletes_everything_keeps_money_records_anonymized_and_sends_the
     found = scan_database(alice.pk, [str(alice.public_id), alice.public_id.hex, alice.email])
     assert [f for f in found if f not in ALLOWED_AFTER_ERASURE] == []
 
+    # Stripe tells us about the deletion afterwards (with the email in it): beat redacts it.
+    deleted_customer = {"id": customer_id, "object": "customer", "deleted": True, "email": "alice@example.com"}
+    send(client, payments.event("customer.deleted", deleted_customer), capture)
+    assert scan_database(alice.pk, [alice.email]) == ["billing_stripeevent.payload contains alice@example.com"]
+    resume_erasures()
+    assert scan_database(alice.pk, [alice.email]) == []
+
     # Bob is untouched.
     bob.refresh_from_db()
     assert bob.is_active and set(Generation.objects.filter(owner=bob).values_list("pk", flat=True)) == bob_generations
@@ -496,3 +503,55 @@ def test_the_receipt_admin_is_read_only(client, db):
     assert detail.status_code == 200 and "&quot;files&quot;: 3" in detail.content.decode()
     assert client.get("/admin/privacy/erasurereceipt/add/").status_code == 403
     assert client.get(f"/admin/privacy/erasurereceipt/{receipt.pk}/delete/").status_code == 403
+
+
+@pytest.fixture
+def replicate_env(settings, replicate_api, s3_storage):
+    settings.REPLICATE_API_TOKEN = replicate_api.state.token
+    settings.REPLICATE_BASE_URL = replicate_api.url
+    settings.REPLICATE_WEBHOOK_SECRET = replicate_api.state.webhook_secret
+    settings.REPLICATE_TIMEOUT = 2.0
+    settings.GENERATION_POLL_INTERVAL = 0.01
+    settings.GENERATION_INLINE_WAIT = 0
+    settings.WEBHOOK_BASE_URL = ""
+    return replicate_api
+
+
+def test_a_job_still_running_at_replicate_is_stopped_and_the_receipt_says_so(
+    client, alice, replicate_env, django_capture_on_commit_callbacks
+):
+    billing.credits_grant(user=alice, amount=10, reason="admin_grant", idempotency_key="fund")
+    replicate_env.script("black-forest-labs/flux-schnell", reads_before_final=1000)
+    entry = CatalogEntry.objects.get(slug="flux-schnell")
+    with django_capture_on_commit_callbacks(execute=True):
+        running = generation_services.generation_submit(
+            user=alice, spec=generation_services.GenerationSpec(model=entry, values={"prompt": "a slow one"})
+        )
+    running.refresh_from_db()
+    assert running.status == Status.RUNNING and running.provider_prediction_id
+    reauthenticated(client, alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/privacy/delete/", {"confirmation": alice.email})
+
+    cancel = ("POST", f"/v1/predictions/{running.provider_prediction_id}/cancel")
+    assert cancel in replicate_env.state.requests
+    assert replicate_env.state.predictions[running.provider_prediction_id]["status"] == "canceled"
+    receipt = ErasureReceipt.objects.get()
+    assert receipt.status == ErasureStatus.DONE and receipt.counts["provider_jobs"] == 1
+    assert "Jobs at the image provider: 1 still running, asked to stop." in mail.outbox[-1].body
+
+
+def test_staff_find_the_kept_money_records_by_the_subject(client, alice, django_capture_on_commit_callbacks):
+    billing.credits_grant_signup_bonus(user=alice)
+    reauthenticated(client, alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/privacy/delete/", {"confirmation": alice.email})
+    subject = ErasureReceipt.objects.get().subject
+    staff = UserFactory(email="root@atelier.local", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    found = client.get("/admin/billing/wallet/", {"q": str(subject)}).content.decode()
+    assert str(subject) in found and "1 wallet" in found
+    assert client.get("/admin/billing/wallet/", {"q": "someone@example.com"}).status_code == 200
+    ledger = client.get("/admin/billing/ledgerentry/", {"q": str(subject)}).content.decode()
+    assert "Welcome credits" in ledger
+    assert client.get("/admin/billing/payment/", {"q": "not-a-uuid"}).status_code == 200

@@ -8,14 +8,13 @@ from allauth.account.forms import ResetPasswordKeyForm as AllauthResetPasswordKe
 from allauth.account.forms import SignupForm as AllauthSignupForm
 from allauth.socialaccount.forms import SignupForm as AllauthSocialSignupForm
 from django import forms
-from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts import services
 from accounts.errors import UnderMinimumAge
-from accounts.models import User
+from accounts.models import User, current_policy_version
 
 
 class DateInput(forms.DateInput):
@@ -26,7 +25,7 @@ def _policy_label() -> str:
     return format_html(
         'I have read and accept the <a href="{}" target="_blank">privacy policy</a> (version {}).',
         reverse("privacy:policy"),
-        settings.PRIVACY_POLICY_VERSION,
+        current_policy_version(),
     )
 
 

@@ -21,7 +21,9 @@ class CompleteProfileMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and not user.has_accepted_terms:
+        # Only the gate itself is enforced here; someone who accepted an older policy version may
+        # browse (and sees the notice), but cannot generate until they accept the new one.
+        if user is not None and user.is_authenticated and not user.has_passed_gate:
             complete_url = reverse("accounts:complete")
             path = request.path
             if path.startswith(_API_PREFIX) and not path.startswith(_ALLOWED_PREFIXES):

@@ -1,12 +1,32 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+
+def _built_in_policy_version() -> str:
+    return settings.PRIVACY_POLICY_VERSION
+
+
+# Where the version people must have accepted comes from. The privacy app registers its own
+# (the newest published PolicyVersion whose date has come, cached) in its AppConfig.ready():
+# accounts never imports privacy. Without it, the built-in version from settings.
+_policy_version_source: Callable[[], str] = _built_in_policy_version
+
+
+def policy_version_source_set(source: Callable[[], str]) -> None:
+    global _policy_version_source
+    _policy_version_source = source
+
+
+def current_policy_version() -> str:
+    return _policy_version_source()
 
 
 class UserManager(BaseUserManager["User"]):
@@ -69,6 +89,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.paused_at is not None
 
     @property
+    def has_passed_gate(self) -> bool:
+        """Age gate passed and some version of the policy accepted: enough to use the site.
+        CompleteProfileMiddleware sends everyone else to the age gate."""
+        return bool(self.age_confirmed_at and self.policy_version)
+
+    @property
     def has_accepted_terms(self) -> bool:
-        """Age gate passed and the current policy version accepted."""
-        return bool(self.age_confirmed_at and self.policy_version == settings.PRIVACY_POLICY_VERSION)
+        """Age gate passed and the current policy version accepted: needed to generate. Someone
+        who accepted an older version sees the notice (privacy/_policy_notice.html) until they
+        accept the new one."""
+        return self.has_passed_gate and self.policy_version == current_policy_version()

@@ -12,7 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.errors import UnderMinimumAge
-from accounts.models import User
+from accounts.models import User, current_policy_version
+from accounts.signals import terms_accepted
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +33,16 @@ def age_gate_check(*, birth_date: dt.date, today: dt.date | None = None) -> None
 
 
 @transaction.atomic
-def user_accept_terms(*, user: User) -> User:
-    """Record that the age gate was passed and the current privacy policy accepted."""
+def user_accept_terms(*, user: User, version: str | None = None, request=None) -> User:
+    """Record that the age gate was passed and a privacy policy version (default: the current
+    one) accepted. `terms_accepted` lets privacy record the acceptance per version (and the
+    activity event) in the same transaction."""
     now = timezone.now()
     user.age_confirmed_at = user.age_confirmed_at or now
     user.policy_accepted_at = now
-    user.policy_version = settings.PRIVACY_POLICY_VERSION
+    user.policy_version = version or current_policy_version()
     user.save(update_fields=["age_confirmed_at", "policy_accepted_at", "policy_version"])
+    terms_accepted.send(sender=User, user=user, version=user.policy_version, request=request)
     return user
 
 

@@ -45,6 +45,7 @@ from generation.models import (
 )
 from generation.providers import get_provider
 from generation.providers.base import CANCELED, FAILED, SUCCEEDED, InputImage, Job, PredictionState
+from generation.signals import deletion_requested
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +261,8 @@ def _check_usable(user, entry: CatalogEntry) -> None:
     and (for Pro-only models) the person is Pro. Submit, retry and run again all pass here."""
     if user.is_paused:
         raise AccountPaused()
+    if not user.has_accepted_terms:  # a newer privacy policy waits for acceptance (privacy.policy)
+        raise InvalidInput("Our privacy policy has changed. Accept the new version (see the notice above) to generate.")
     if not entry.enabled or not provider_available(entry.provider):
         raise InvalidInput("This model is not available right now. Pick another one.", field="model")
     _check_pro(user, entry)
@@ -969,14 +972,17 @@ def generations_delete_request(*, user, ids: list[int]) -> int:
         return 0
     _gallery_hide(user=user, ids=ids)
     transaction.on_commit(lambda: _enqueue_delete(user.pk, ids=ids))
+    deletion_requested.send(sender=Generation, user=user, count=len(ids), whole_history=False)
     return len(ids)
 
 
 def generation_history_delete_request(*, user) -> None:
     """Queue the deletion of everything the person made up to now; later jobs are kept."""
     until = timezone.now()
+    count = Generation.objects.filter(owner=user, queued_at__lte=until).count()
     _gallery_hide(user=user, until=until)
     transaction.on_commit(lambda: _enqueue_delete(user.pk, until=until))
+    deletion_requested.send(sender=Generation, user=user, count=count, whole_history=True)
 
 
 def _enqueue_delete(user_id: int, *, ids: list[int] | None = None, until=None) -> None:
@@ -1039,3 +1045,40 @@ def generation_history_delete(*, user, until=None) -> int:
             pending_uploads_sweep(user=user, older_than_seconds=0)
             return total
         total += generations_delete(user=user, ids=ids)
+
+
+# --- retention (privacy.services.retention calls these from its beat task) ---------------------
+
+
+def generation_error_details_purge(*, finished_before, limit: int = 500) -> int:
+    """Blank the staff-only error details (provider messages, tracebacks) of jobs that finished
+    before `finished_before`. The sentence the person was shown (`error_message`) stays. Bounded
+    per call; returns how many jobs were cleaned."""
+    from generation.models import FINAL_STATUSES
+
+    rows = Generation.objects.filter(status__in=FINAL_STATUSES, finished_at__lt=finished_before).exclude(
+        error_detail=""
+    )
+    ids = list(rows.order_by("pk").values_list("pk", flat=True)[:limit])
+    return Generation.objects.filter(pk__in=ids).update(error_detail="")
+
+
+def generation_inputs_purge(*, finished_before, limit: int = 200) -> tuple[int, int]:
+    """Delete the input pictures of jobs that finished before `finished_before`: the stored
+    objects first, then the Asset rows of those whose objects are gone (a failed delete keeps its
+    row, so the next run tries again). The result page then says the input was removed.
+    Bounded per call; returns (inputs deleted, bytes freed)."""
+    from generation.models import FINAL_STATUSES
+
+    found = list(
+        Asset.objects.filter(
+            role=AssetRole.INPUT,
+            generation__status__in=FINAL_STATUSES,
+            generation__finished_at__lt=finished_before,
+        )
+        .order_by("pk")
+        .values_list("pk", "storage_key", "bytes")[:limit]
+    )
+    deleted = [(pk, size) for pk, key, size in found if storage.delete_keys([key])]
+    Asset.objects.filter(pk__in=[pk for pk, _ in deleted]).delete()
+    return len(deleted), sum(size for _, size in deleted)

@@ -263,3 +263,18 @@ class PrivacySettings(models.Model):
 
     def __str__(self) -> str:
         return f"History kept: {self.get_history_retention_days_display()}"
+
+
+class PolicyNotice(models.Model):
+    """The email telling one person about one material policy change, sent once: the batched
+    task inserts this row before sending, so a re-run skips whoever already has it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="policy_notices")
+    policy = models.ForeignKey(PolicyVersion, on_delete=models.CASCADE, related_name="notices")
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "policy"], name="policy_notice_once")]
+
+    def __str__(self) -> str:
+        return f"{self.policy.version} notice {self.sent_at:%Y-%m-%d}"

@@ -1,9 +1,123 @@
-"""The current privacy policy version and the re-acceptance notice (filled in by the privacy
-issue's policy work)."""
+"""The current privacy policy version, its rendering, and the re-acceptance notice.
+
+Current = the newest published PolicyVersion whose effective date has come. Every page asks for
+it (the notice, `User.has_accepted_terms`), so it is cached for a short while — never past the
+moment a scheduled version takes effect — and the cache is dropped when staff publish one.
+"""
 
 from __future__ import annotations
 
+import re
+from xml.etree.ElementTree import Element
+
+import markdown
+from django.conf import settings
+from django.core.cache import cache
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+
+from privacy.models import PolicyVersion
+
+CACHE_KEY = "privacy:policy:current"
+CACHE_SECONDS = 60
+
+
+def _published():
+    return PolicyVersion.objects.filter(published_at__isnull=False)
+
+
+def current_policy_ref() -> tuple[int, str] | None:
+    """(pk, version) of the current version, or None when nothing is published yet."""
+    cached = cache.get(CACHE_KEY)
+    if cached is not None:
+        return tuple(cached) if cached else None
+    now = timezone.now()
+    row = (
+        _published()
+        .filter(effective_at__lte=now)
+        .order_by("-effective_at", "-published_at", "-id")
+        .values_list("pk", "version")
+        .first()
+    )
+    upcoming = _published().filter(effective_at__gt=now).order_by("effective_at").values_list("effective_at", flat=True)
+    timeout = CACHE_SECONDS
+    if upcoming:
+        timeout = max(1, min(CACHE_SECONDS, int((upcoming[0] - now).total_seconds()) + 1))
+    cache.set(CACHE_KEY, list(row) if row else [], timeout)
+    return tuple(row) if row else None
+
+
+def current_policy_forget() -> None:
+    """Called when a version is published: the next request looks again."""
+    cache.delete(CACHE_KEY)
+
+
+def current_policy_version() -> str:
+    """The version string people must have accepted (registered with accounts at start-up)."""
+    ref = current_policy_ref()
+    return ref[1] if ref else settings.PRIVACY_POLICY_VERSION
+
+
+def current_policy() -> PolicyVersion | None:
+    ref = current_policy_ref()
+    if ref is None:
+        return None
+    return PolicyVersion.objects.filter(pk=ref[0]).first()
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+_SAFE_LINK = re.compile(r"^(https?:|mailto:|/|#)", re.IGNORECASE)
+
+
+class _SafeLinks(markdown.treeprocessors.Treeprocessor):
+    """Links only to http(s), mailto, our own paths and anchors; anything else (javascript:,
+    data:) loses its href. Images are not part of a policy: they become their alt text."""
+
+    def run(self, root: Element) -> None:
+        for parent in root.iter():
+            for child in list(parent):
+                if child.tag == "a" and not _SAFE_LINK.match(child.get("href", "")):
+                    child.attrib.pop("href", None)
+                elif child.tag == "img":
+                    child.tag, child.text = "span", child.get("alt", "")
+                    child.attrib.clear()
+
+
+class _SafeMarkdown(markdown.extensions.Extension):
+    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 - Markdown's API name
+        # Raw HTML written by staff is shown as text, never passed through.
+        md.preprocessors.deregister("html_block")
+        md.inlinePatterns.deregister("html")
+        md.treeprocessors.register(_SafeLinks(md), "atelier_safe_links", 0)
+
+
+def render_markdown(text: str) -> SafeString:
+    """Staff-written Markdown as HTML: headings, lists, tables, emphasis and safe links; raw HTML
+    escaped (the policy is data typed in the admin, and CSP would refuse scripts anyway)."""
+    html = markdown.markdown(text, extensions=["tables", "sane_lists", "toc", _SafeMarkdown()], output_format="html")
+    return mark_safe(html)  # noqa: S308 - raw HTML disabled above, links filtered
+
+
+# --- the notice --------------------------------------------------------------------------------
+
 
 def context(request) -> dict:
-    """Template context for the policy-change notice."""
-    return {}
+    """`policy_notice` for people who accepted an older version than the current one (base.html
+    shows it on every page but the accept page itself), and the periods and contact address the
+    pages mention."""
+    data: dict = {
+        name: getattr(settings, name)
+        for name in ("PRIVACY_RETENTION_INPUTS_DAYS", "PRIVACY_RETENTION_IP_DAYS", "PRIVACY_CONTACT_EMAIL")
+    }
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not user.has_passed_gate or user.has_accepted_terms:
+        return data
+    accept_url = reverse("privacy:policy_accept")
+    if request.path == accept_url:
+        return data
+    policy = current_policy()
+    if policy is not None:
+        data["policy_notice"] = {"policy": policy, "accept_url": accept_url}
+    return data

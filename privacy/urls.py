@@ -7,7 +7,7 @@ from privacy.views import centre, choices, erasure, export, policy
 app_name = "privacy"
 urlpatterns = [
     path("", centre.centre, name="centre"),
-    path("policy/", policy.policy, name="policy"),
+    *policy.urlpatterns,
     *export.urlpatterns,
     *erasure.urlpatterns,
     *choices.urlpatterns,

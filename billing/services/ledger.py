@@ -27,6 +27,7 @@ from billing.models import (
     ReservationStatus,
     Wallet,
 )
+from billing.signals import account_flag_changed, credits_adjusted_by_staff
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,8 @@ def credits_adjust(*, user, amount: int, reason: str, staff=None) -> CreditAdjus
         )
     adjustment.ledger_entry = entry
     adjustment.save(update_fields=["ledger_entry"])
+    if staff is not None:
+        credits_adjusted_by_staff.send(sender=CreditAdjustment, adjustment=adjustment, staff=staff)
     return adjustment
 
 
@@ -319,5 +322,7 @@ def _flag_disputes(wallet: Wallet) -> None:
     )
     if flagged and wallet.disputed_at is None:
         Wallet.objects.filter(pk=wallet.pk).update(disputed_at=timezone.now())
+        account_flag_changed.send(sender=Wallet, user=wallet.user, flagged=True, reason="card dispute", staff=None)
     elif not flagged and wallet.disputed_at is not None:
         Wallet.objects.filter(pk=wallet.pk).update(disputed_at=None)
+        account_flag_changed.send(sender=Wallet, user=wallet.user, flagged=False, reason="card dispute", staff=None)

@@ -705,3 +705,14 @@ def stripe_events_requeue(*, older_than_seconds: int = 300, max_attempts: int = 
     for pk in ids:
         _enqueue(pk)
     return len(ids)
+
+
+def stripe_event_payloads_purge(*, processed_before, limit: int = 500) -> int:
+    """Retention (privacy.services.retention): blank the stored payload of events processed or
+    ignored before `processed_before`. The row and its event id stay, so a redelivery of the same
+    event is still recognised and skipped. Bounded per call; returns how many were blanked."""
+    done = StripeEvent.objects.filter(
+        status__in=[EventStatus.PROCESSED, EventStatus.IGNORED], received_at__lt=processed_before
+    ).exclude(payload={})
+    ids = list(done.order_by("pk").values_list("pk", flat=True)[:limit])
+    return StripeEvent.objects.filter(pk__in=ids).update(payload={})

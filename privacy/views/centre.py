@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from privacy import selectors
-from privacy.views import choices, erasure, export
+from privacy.views import choices, erasure, export, policy
 
 
 @login_required
@@ -17,6 +17,6 @@ def centre(request: HttpRequest) -> HttpResponse:
         "holdings": selectors.holdings_summary(user=user),
         "activity": selectors.activity_recent(user=user),
     }
-    for section in (export, erasure, choices):
+    for section in (export, erasure, choices, policy):
         context.update(section.section_context(user))
     return render(request, "privacy/centre.html", context)

@@ -1,0 +1,137 @@
+"""Retention: what Atelier deletes on its own, and when (beat runs `retention_apply`).
+
+Each period is a setting (config/settings.py, PRIVACY_RETENTION_*), and the policy text shows
+the configured values. Every purge takes a bounded batch per run (BATCH) and only what is still
+there, so a run that dies halfway is finished by the next one and a second run finds nothing.
+
+| what | after | how |
+|---|---|---|
+| error details of finished jobs (`Generation.error_detail`) | ERROR_DETAILS_DAYS | blanked (generation) |
+| Stripe webhook payloads, once processed | WEBHOOK_PAYLOADS_DAYS | payload blanked, id row kept (billing) |
+| Replicate webhook deliveries | — | only ids are stored (`ProviderWebhook`), nothing to purge |
+| IP addresses in the activity log | IP_DAYS | set to null, device label kept |
+| input pictures of finished jobs | INPUTS_DAYS | objects first, then Asset rows (generation) |
+| a person's history, if they chose 7 or 30 days | their choice | generation's deletion service: objects, then rows |
+
+Exports expire in privacy.services.export (their own beat task).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from privacy.models import ActivityEvent, ActivityKind, HistoryRetention, PrivacySettings
+from privacy.services.activity import activity_record
+
+BATCH = 500
+HISTORY_BATCH = 200  # generations per person per run (generation.services.DELETE_BATCH)
+HISTORY_PEOPLE = 200  # people per run
+
+
+def _before(days: int, now=None):
+    return (now or timezone.now()) - timedelta(days=days)
+
+
+def retention_error_details_purge(*, now=None) -> int:
+    from generation.services import generation_error_details_purge
+
+    return generation_error_details_purge(
+        finished_before=_before(settings.PRIVACY_RETENTION_ERROR_DETAILS_DAYS, now), limit=BATCH
+    )
+
+
+def retention_webhook_payloads_purge(*, now=None) -> int:
+    from billing.services.payments import stripe_event_payloads_purge
+
+    return stripe_event_payloads_purge(
+        processed_before=_before(settings.PRIVACY_RETENTION_WEBHOOK_PAYLOADS_DAYS, now), limit=BATCH
+    )
+
+
+def retention_ips_purge(*, now=None) -> int:
+    """Drop the IP address of activity entries older than PRIVACY_RETENTION_IP_DAYS (the partial
+    index `activity_at` covers exactly the rows that still have one)."""
+    old = ActivityEvent.objects.filter(ip__isnull=False, at__lt=_before(settings.PRIVACY_RETENTION_IP_DAYS, now))
+    ids = list(old.order_by("at").values_list("pk", flat=True)[:BATCH])
+    return ActivityEvent.objects.filter(pk__in=ids).update(ip=None)
+
+
+def retention_inputs_purge(*, now=None) -> int:
+    from generation.services import generation_inputs_purge
+
+    deleted, _ = generation_inputs_purge(
+        finished_before=_before(settings.PRIVACY_RETENTION_INPUTS_DAYS, now), limit=BATCH
+    )
+    return deleted
+
+
+def retention_history_purge(*, now=None) -> int:
+    """For everyone who chose to keep their history 7 or 30 days: delete what they made before
+    that, through generation's own deletion service (running jobs canceled and refunded, stored
+    objects first, then rows). At most HISTORY_BATCH items per person and HISTORY_PEOPLE people a
+    run; each person's log says how many went and why. Returns how many generations went."""
+    from generation.models import Generation
+    from generation.services import generations_delete
+
+    now = now or timezone.now()
+    total = 0
+    choices = PrivacySettings.objects.exclude(history_retention_days=HistoryRetention.FOREVER).select_related("user")
+    people = 0
+    for choice in choices.order_by("pk").iterator():
+        if people >= HISTORY_PEOPLE:
+            break
+        user, days = choice.user, choice.history_retention_days
+        ids = list(
+            Generation.objects.filter(owner=user, queued_at__lt=_before(days, now))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:HISTORY_BATCH]
+        )
+        if not ids:
+            continue
+        people += 1
+        deleted = generations_delete(user=user, ids=ids)
+        if deleted:
+            activity_record(
+                user=user, kind=ActivityKind.GENERATIONS_DELETED, count=deleted, reason="retention", days=days
+            )
+        total += deleted
+    return total
+
+
+def retention_apply(*, now=None) -> dict[str, int]:
+    """One beat run: every purge once, each bounded. Returns what each did (for the log)."""
+    return {
+        "error_details": retention_error_details_purge(now=now),
+        "webhook_payloads": retention_webhook_payloads_purge(now=now),
+        "ips": retention_ips_purge(now=now),
+        "inputs": retention_inputs_purge(now=now),
+        "history": retention_history_purge(now=now),
+    }
+
+
+@transaction.atomic
+def history_retention_set(*, user, days: int, request=None) -> bool:
+    """The person's choice of how long their history is kept (privacy centre). Recorded in their
+    activity log when it changes; True if it did. The next beat run applies it."""
+    if days not in HistoryRetention.values:
+        raise ValueError(f"not a retention choice: {days}")
+    choice, _ = PrivacySettings.objects.select_for_update().get_or_create(user=user)
+    if choice.history_retention_days == days:
+        return False
+    before = choice.history_retention_days
+    choice.history_retention_days = days
+    choice.updated_at = timezone.now()
+    choice.save(update_fields=["history_retention_days", "updated_at"])
+    activity_record(user=user, kind=ActivityKind.RETENTION_CHANGED, request=request, days=days, before=before)
+    return True
+
+
+def history_retention_of(*, user) -> int:
+    return (
+        PrivacySettings.objects.filter(user=user).values_list("history_retention_days", flat=True).first()
+        or HistoryRetention.FOREVER
+    )

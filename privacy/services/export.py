@@ -44,6 +44,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.text import slugify
 
 from generation import storage
@@ -88,7 +89,7 @@ class ExportTooSoon(ExportError):
     def __init__(self, *, next_at: datetime, in_progress: bool):
         self.next_at = next_at
         self.in_progress = in_progress
-        when = timezone.localtime(next_at).strftime("%-d %b %Y, %H:%M %Z")
+        when = date_format(timezone.localtime(next_at), "j M Y, H:i T")
         if in_progress:
             message = "Your export is already being prepared; we will email you when it is ready."
         else:

@@ -501,6 +501,8 @@ def _step_rows(run: _Run) -> None:
         SocialAccount.objects.filter(user=user).delete()
         EmailAddress.objects.filter(user=user).delete()
         Session.objects.filter(session_key__in=_session_keys_of(user)).delete()
+        # Expired sessions (of anyone: `clearsessions` would remove them too) may still name the person.
+        Session.objects.filter(expire_date__lte=timezone.now()).delete()
         # The admin's history of changes to this account names it (its email) in each entry.
         LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(User), object_id=str(user.pk)).delete()
         _detach_money_records(user, subject)

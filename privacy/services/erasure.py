@@ -55,6 +55,7 @@ from billing.models import (
     FINAL_SUBSCRIPTION_STATUSES,
     CheckoutSession,
     CreditAdjustment,
+    CreditReservation,
     Customer,
     LedgerEntry,
     Payment,
@@ -177,10 +178,11 @@ class _Run:
 def erasure_run(*, receipt_id: int) -> ErasureReceipt:
     """Run (or resume) an erasure to the end. Raises on a step that cannot finish now; the
     steps done so far stay recorded and the next run starts after them."""
-    ErasureReceipt.objects.filter(pk=receipt_id).update(attempts=F("attempts") + 1)
     receipt = ErasureReceipt.objects.get(pk=receipt_id)
     if receipt.status == ErasureStatus.DONE:
         return receipt
+    ErasureReceipt.objects.filter(pk=receipt_id).update(attempts=F("attempts") + 1)
+    receipt.refresh_from_db(fields=["attempts"])
     run = _Run(receipt=receipt, user=User.objects.filter(pk=receipt.user_id).first() if receipt.user_id else None)
     try:
         for name in STEPS:
@@ -521,7 +523,6 @@ def _step_rows(run: _Run) -> None:
 
 DELETED_LABELS = {
     "generations": "Generations (prompts, settings, results)",
-    "assets": "Files of those generations",
     "pending_uploads": "Pictures kept from unfinished forms",
     "data_exports": "Data exports",
     "consents": "Consents",
@@ -534,14 +535,16 @@ DELETED_LABELS = {
     "sessions": "Sign-in sessions",
     "subscriptions": "Subscription records",
     "checkout_sessions": "Checkout records",
-    "stripe_events": "Stored payment notifications (redacted)",
-    "accounts": "Your account",
+    "stripe_events": "Payment notifications from Stripe that named you (emptied)",
 }
 
 
 def receipt_text(receipt: ErasureReceipt) -> str:
     counts = receipt.counts or {}
-    deleted = [(DELETED_LABELS.get(kind, kind), n) for kind, n in (counts.get("deleted") or {}).items() if n]
+    # Asset rows are told as stored files (below); the account itself is the whole email.
+    deleted = [
+        (DELETED_LABELS[kind], n) for kind, n in (counts.get("deleted") or {}).items() if n and kind in DELETED_LABELS
+    ]
     context = {
         "receipt": receipt,
         "counts": counts,
@@ -577,3 +580,38 @@ _STEP_FUNCTIONS = {
     "rows": _step_rows,
     "receipt_email": _step_receipt_email,
 }
+
+
+# --- the end of the kept money records --------------------------------------------------------------
+
+
+def tax_records_cutoff(*, now=None):
+    """Money records last touched before this are past PRIVACY_TAX_RECORDS_YEARS."""
+    now = now or timezone.now()
+    years = settings.PRIVACY_TAX_RECORDS_YEARS
+    try:
+        return now.replace(year=now.year - years)
+    except ValueError:  # 29 February
+        return now.replace(year=now.year - years, day=28)
+
+
+@transaction.atomic
+def erased_money_records_purge(*, now=None) -> int:
+    """Delete what an erasure kept for tax law once its period has passed: a detached wallet
+    whose newest ledger entry and payment are older than PRIVACY_TAX_RECORDS_YEARS, with its
+    entries, reservations, payments and staff adjustments. Returns how many wallets went."""
+    cutoff = tax_records_cutoff(now=now)
+    purged = 0
+    for wallet in Wallet.objects.select_for_update().filter(user__isnull=True, subject__isnull=False):
+        subject = wallet.subject
+        if LedgerEntry.objects.filter(wallet=wallet, created_at__gte=cutoff).exists():
+            continue
+        if Payment.objects.filter(subject=subject, created_at__gte=cutoff).exists():
+            continue
+        CreditAdjustment.objects.filter(subject=subject).delete()  # before the entries they point to
+        LedgerEntry.objects.filter(wallet=wallet).delete()  # the one deletion the ledger gets
+        CreditReservation.objects.filter(wallet=wallet).delete()
+        Payment.objects.filter(subject=subject).delete()
+        wallet.delete()
+        purged += 1
+    return purged

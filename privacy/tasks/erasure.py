@@ -42,9 +42,11 @@ def erase_account(self, receipt_id: int) -> str:
 def resume_erasures() -> int:
     """Beat: run again every erasure that has not finished (a worker died, a service was down).
     Also redacts payment notifications about erased customers that arrived after their erasure
-    (Stripe sends `customer.deleted` and `customer.subscription.deleted` once we delete them)."""
+    (Stripe sends `customer.deleted` and `customer.subscription.deleted` once we delete them),
+    and deletes the money records kept from erasures once their tax-law period has passed."""
     ids = list(erasure_services.erasures_unfinished().values_list("pk", flat=True))
     for receipt_id in ids:
         erase_account.delay(receipt_id)
     erasure_services.stripe_events_redact_late()
+    erasure_services.erased_money_records_purge()
     return len(ids)

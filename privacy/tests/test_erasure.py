@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import io
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -27,6 +28,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.db.models import Sum
 from django.test import Client
+from django.utils import timezone
 from PIL import Image
 
 from accounts.models import User
@@ -358,7 +360,8 @@ def test_a_run_killed_halfway_finishes_when_resumed_with_the_same_counts(
 
     assert resume_erasures() == 0  # nothing left to do; a second run changes nothing
     erasure_services.erasure_run(receipt_id=receipt.pk)
-    assert len(mail.outbox) == 1
+    receipt.refresh_from_db()
+    assert len(mail.outbox) == 1 and receipt.attempts == 2
 
 
 def test_a_failure_inside_the_row_step_leaves_nothing_half_done(
@@ -555,3 +558,29 @@ def test_staff_find_the_kept_money_records_by_the_subject(client, alice, django_
     ledger = client.get("/admin/billing/ledgerentry/", {"q": str(subject)}).content.decode()
     assert "Welcome credits" in ledger
     assert client.get("/admin/billing/payment/", {"q": "not-a-uuid"}).status_code == 200
+
+
+def test_kept_money_records_are_deleted_once_the_tax_law_period_has_passed(
+    client, alice, bob, settings, django_capture_on_commit_callbacks
+):
+    settings.PRIVACY_TAX_RECORDS_YEARS = 10
+    billing.credits_grant_signup_bonus(user=alice)
+    billing.credits_grant_signup_bonus(user=bob)
+    staff = UserFactory(email="support@atelier.local", is_staff=True)
+    billing.credits_adjust(user=alice, amount=3, reason="goodwill", staff=staff)
+    reauthenticated(client, alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/privacy/delete/", {"confirmation": alice.email})
+    wallet = Wallet.objects.get(subject=ErasureReceipt.objects.get().subject)
+    entries = LedgerEntry.objects.filter(wallet=wallet)
+    assert entries.count() == 2
+
+    entries.update(created_at=timezone.now() - timedelta(days=365 * 9))  # 9 years on: still kept
+    resume_erasures()
+    assert Wallet.objects.filter(pk=wallet.pk).exists() and entries.count() == 2
+
+    entries.update(created_at=timezone.now() - timedelta(days=365 * 10 + 3))  # past 10 years: gone
+    resume_erasures()
+    assert not Wallet.objects.filter(pk=wallet.pk).exists() and not LedgerEntry.objects.filter(wallet_id=wallet.pk)
+    assert not CreditAdjustment.objects.filter(subject=wallet.subject).exists()
+    assert Wallet.objects.get(user=bob).entries.count() == 1  # a living person's records are never touched

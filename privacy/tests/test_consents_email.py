@@ -23,7 +23,7 @@ def opt_in(user) -> None:
     consent_set(user=user, kind="marketing", granted=True, method="privacy_centre")
 
 
-def test_product_update_goes_only_to_people_who_opted_in_and_are_not_paused(alice, bob, settings):
+def test_product_update_goes_only_to_people_who_opted_in_and_are_not_paused(alice, bob, settings, tmp_path):
     settings.SITE_URL = "https://atelier.example"
     carol = UserFactory(email="carol@example.com")
     dave = UserFactory(email="dave@example.com")
@@ -33,7 +33,9 @@ def test_product_update_goes_only_to_people_who_opted_in_and_are_not_paused(alic
     opt_in(dave)
     consent_set(user=dave, kind="marketing", granted=False, method="privacy_centre")  # changed his mind
 
-    call_command("send_product_update", "--subject", "New: 3D from any photo")
+    news = tmp_path / "news.txt"
+    news.write_text("Turn any photo into a 3D model you can spin.")
+    call_command("send_product_update", "--subject", "New: 3D from any photo", "--body-file", str(news))
 
     assert [message.to for message in mail.outbox] == [["alice@example.com"]]
     message = mail.outbox[0]
@@ -43,6 +45,7 @@ def test_product_update_goes_only_to_people_who_opted_in_and_are_not_paused(alic
     assert link, unsubscribe
     assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert link.group(1) in message.body  # the same link is in the text for people
+    assert "Turn any photo into a 3D model you can spin." in message.body
     html = message.alternatives[0][0]
     assert link.group(1) in html
     # The headers survive into the MIME message a mail server receives.

@@ -16,7 +16,7 @@ and prints each median, p90 and its ratios to both bare pages' medians (goal: �
 signed-in one; bench/README.md says why), plus the SQL queries each page runs (goal: ≤ 8).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/atelier REDIS_URL=redis://127.0.0.1:6379/0 \
-        .venv/bin/python bench/gallery.py [--rounds 300] [--others 10] [--per-user 10000]
+        .venv/bin/python bench/gallery.py [--rounds 300] [--others 10] [--per-user 10000] [--storage s3]
 
 It creates its own database (`atelier_bench_gallery`) and drops it at the end, whatever happens.
 """
@@ -39,6 +39,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("ATELIER_VAR_DIR", str(ROOT / "var" / "bench"))
 
 DB_NAME = "atelier_bench_gallery"
+# A bucket that is never contacted: presigning a URL is local work (botocore signs, no request).
+S3_ENV = {
+    "AWS_STORAGE_BUCKET_NAME": "atelier-bench",
+    "AWS_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+    "AWS_S3_REGION_NAME": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench-secret",
+    "AWS_S3_PUBLIC_ENDPOINT_URL": "",
+}
 BATCH = 5_000
 SEARCH_WORD = "lighthouse"
 VOCAB = (  # noqa: SIM905 - a paragraph of words reads better than a list of 120 strings
@@ -58,6 +67,13 @@ def main() -> int:
     parser.add_argument("--others", type=int, default=10, help="other people, each with --per-user generations")
     parser.add_argument("--rounds", type=int, default=300, help="measured requests per page")
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument(
+        "--storage",
+        choices=["local", "s3"],
+        default="local",
+        help="the server's storage: local files (signed links to our own view) or a private S3 bucket "
+        "(presigned URLs, as in production; only signed, never fetched, so no S3 server is needed)",
+    )
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         print("bench/gallery.py needs DATABASE_URL (PostgreSQL)", file=sys.stderr)
@@ -92,12 +108,15 @@ def main() -> int:
             "DEBUG": "false",
             "PYTHONPATH": str(ROOT),
         }
+        if args.storage == "s3":
+            env.update(S3_ENV)
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
              "--no-control-socket", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=(logs / "gallery-web.log").open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(port, proc=web)
+        check_pictures(port, urls["first"], session, storage=args.storage)
         times = measure(port, urls, session, rounds=args.rounds, warmup=args.warmup)
     finally:
         if web is not None:
@@ -224,6 +243,19 @@ def _plan(sql: str) -> str:
     return f"{'; '.join(scans)} | {took}"
 
 
+def check_pictures(port: int, url: str, session: str, *, storage: str) -> None:
+    """The page measured really carries signed picture links of the storage asked for."""
+    from django.conf import settings
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", url, headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"})
+    body = conn.getresponse().read().decode()
+    conn.close()
+    marker = "X-Amz-Signature=" if storage == "s3" else 'src="/files/'
+    if body.count(marker) < 12:  # most of the 24 cards are finished pictures
+        raise RuntimeError(f"{url}: expected a picture link on most cards with {marker!r}, found {body.count(marker)}")
+
+
 def _get(port: int, url: str, cookie: str) -> float:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Cookie": cookie} if cookie else {}
@@ -262,7 +294,8 @@ def report(args, times: dict[str, list[float]], queries: dict[str, int]) -> None
     bare_in = statistics.median(times["bare-in"])
     print(
         f"gallery: {args.per_user:,} generations measured, {args.others * args.per_user:,} of {args.others} others; "
-        f"{args.rounds} rounds, gunicorn 1 sync worker; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        f"{args.rounds} rounds, gunicorn 1 sync worker, {args.storage} storage; "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     print("  ratios: to the signed-in bare page (the goal, ≤ 3) and to the anonymous one")
     for name, values in times.items():

@@ -58,6 +58,40 @@ def test_a_page_of_links_signed_at_once_is_the_same_as_one_by_one(settings):
         storage.unsign(_token(batch[0]))
 
 
+def test_presigned_picture_links_are_reused_only_for_a_fifth_of_their_lifetime(settings):
+    """S3: a gallery page seen again within the window gets the same links (signing 24 costs
+    ~7 ms); a link is never handed out once a fifth of its 300 s is gone."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": "private",
+                "endpoint_url": "http://127.0.0.1:9",  # never contacted: presigning is local work
+                "region_name": "us-east-1",
+                "access_key": "k",
+                "secret_key": "s",
+                "querystring_auth": True,
+                "querystring_expire": 300,
+                "signature_version": "s3v4",
+            },
+        },
+    }
+    settings.AWS_S3_PUBLIC_ENDPOINT_URL = ""
+    files = [("users/u/generations/g/thumb-0.webp", "thumb-0.webp"), ("users/u/generations/h/thumb-0.webp", "t.webp")]
+    start = 1_800_000_000 // 60 * 60  # the start of a window
+    signed = mock.patch.object(storage, "access_url", wraps=storage.access_url)
+    with signed as signing_calls, mock.patch("generation.storage.time.time", return_value=start + 1):
+        first = storage.access_urls(files)
+    assert signing_calls.call_count == 2 and all("X-Amz-Expires=300" in url for url in first)
+    with signed as signing_calls, mock.patch("generation.storage.time.time", return_value=start + 59):
+        assert storage.access_urls(files) == first
+    assert signing_calls.call_count == 0
+    with signed as signing_calls, mock.patch("generation.storage.time.time", return_value=start + 60):
+        storage.access_urls(files)
+    assert signing_calls.call_count == 2  # signed afresh
+
+
 @pytest.mark.django_db
 def test_a_file_served_by_its_link_takes_its_type_from_the_stored_key_not_the_uploaded_name(client, alice):
     """A picture uploaded as "x.html" is kept as .png: its link must never serve HTML."""

@@ -539,6 +539,12 @@ DELETED_LABELS = {
 }
 
 
+def _period(days: int) -> str:
+    if days >= 365 and days % 365 == 0:
+        return f"{days // 365} year{'s' if days >= 730 else ''}"
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
 def receipt_text(receipt: ErasureReceipt) -> str:
     counts = receipt.counts or {}
     # Asset rows are told as stored files (below); the account itself is the whole email.
@@ -551,6 +557,7 @@ def receipt_text(receipt: ErasureReceipt) -> str:
         "deleted": deleted,
         "kept": counts.get("kept") or {},
         "years": settings.PRIVACY_TAX_RECORDS_YEARS,
+        "receipt_kept_for": _period(settings.PRIVACY_RETENTION_ERASURE_RECEIPTS_DAYS),
         "contact": settings.PRIVACY_CONTACT_EMAIL,
         "site_url": settings.SITE_URL.rstrip("/"),
     }
@@ -615,3 +622,10 @@ def erased_money_records_purge(*, now=None) -> int:
         wallet.delete()
         purged += 1
     return purged
+
+
+def erasure_receipts_purge(*, now=None) -> int:
+    """Delete finished erasure receipts older than PRIVACY_RETENTION_ERASURE_RECEIPTS_DAYS (the
+    kept money records carry the subject themselves)."""
+    cutoff = (now or timezone.now()) - timezone.timedelta(days=settings.PRIVACY_RETENTION_ERASURE_RECEIPTS_DAYS)
+    return ErasureReceipt.objects.filter(status=ErasureStatus.DONE, finished_at__lt=cutoff).delete()[0]

@@ -43,10 +43,12 @@ def resume_erasures() -> int:
     """Beat: run again every erasure that has not finished (a worker died, a service was down).
     Also redacts payment notifications about erased customers that arrived after their erasure
     (Stripe sends `customer.deleted` and `customer.subscription.deleted` once we delete them),
-    and deletes the money records kept from erasures once their tax-law period has passed."""
+    and deletes the money records kept from erasures once their tax-law period has passed, and
+    the receipts after PRIVACY_RETENTION_ERASURE_RECEIPTS_DAYS."""
     ids = list(erasure_services.erasures_unfinished().values_list("pk", flat=True))
     for receipt_id in ids:
         erase_account.delay(receipt_id)
     erasure_services.stripe_events_redact_late()
     erasure_services.erased_money_records_purge()
+    erasure_services.erasure_receipts_purge()
     return len(ids)

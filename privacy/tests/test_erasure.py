@@ -312,7 +312,7 @@ def test_erasure_deletes_everything_keeps_money_records_anonymized_and_sends_the
     assert "Your customer record at Stripe (our payment processor), deleted, after canceling your subscription" in body
     assert "Replicate" in body and "one hour after it ends" in body
     assert f"Your payments (2) and credit movements ({len(ledger_before)}, of which 1 made by our support team)" in body
-    assert "tax and accounting law" in body and "10 years" in body
+    assert "tax and accounting law" in body and "10 years" in body and "for 3 years." in body
     assert str(subject) in body
     assert "lighthouse" not in body and "alice" not in body.lower()
     assert made["generations"][0].uuid and not Generation.objects.filter(owner_id=alice.pk).exists()
@@ -584,3 +584,15 @@ def test_kept_money_records_are_deleted_once_the_tax_law_period_has_passed(
     assert not Wallet.objects.filter(pk=wallet.pk).exists() and not LedgerEntry.objects.filter(wallet_id=wallet.pk)
     assert not CreditAdjustment.objects.filter(subject=wallet.subject).exists()
     assert Wallet.objects.get(user=bob).entries.count() == 1  # a living person's records are never touched
+
+
+def test_finished_receipts_go_after_their_retention_period(settings, db):
+    settings.PRIVACY_RETENTION_ERASURE_RECEIPTS_DAYS = 30
+    old = ErasureReceipt.objects.create(status=ErasureStatus.DONE, finished_at=timezone.now() - timedelta(days=31))
+    recent = ErasureReceipt.objects.create(status=ErasureStatus.DONE, finished_at=timezone.now() - timedelta(days=29))
+    unfinished = ErasureReceipt.objects.create(
+        status=ErasureStatus.FAILED, requested_at=timezone.now() - timedelta(days=90)
+    )
+    assert erasure_services.erasure_receipts_purge() == 1
+    assert set(ErasureReceipt.objects.values_list("pk", flat=True)) == {recent.pk, unfinished.pk}
+    assert not ErasureReceipt.objects.filter(pk=old.pk).exists()

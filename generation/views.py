@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.errors import InsufficientCredits
 from billing.selectors import balance_of
 from generation import catalog, selectors, services, storage
-from generation.errors import InvalidInput, NotAllowed, ProviderError, SubmitRateLimited
+from generation.errors import AccountPaused, InvalidInput, NotAllowed, ProviderError, SubmitRateLimited
 from generation.forms import TABS, CreateForm
 from generation.models import Asset, AssetRole, Generation, Provider, ProviderWebhook
 from generation.providers import get_provider
@@ -140,6 +140,7 @@ def create(request: HttpRequest) -> HttpResponse:
                 generation = services.generation_submit(user=request.user, spec=spec)
             except InvalidInput as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+                keep_upload = not isinstance(exc, AccountPaused)  # paused: store nothing new
             except ProviderError as exc:  # our storage is down: nothing was charged
                 logger.warning("submit failed: %s", exc.detail)
                 form.add_error(None, str(exc))

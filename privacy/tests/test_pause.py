@@ -112,3 +112,22 @@ def test_the_centre_shows_the_pause_state_and_htmx_swaps_it(client, alice):
     assert "Your account is paused" in section and "Resume my account" in section
     section = client.post("/privacy/choices/resume/", HTTP_HX_REQUEST="true").content.decode()
     assert "Pause my account" in section
+
+
+def test_a_paused_person_uploading_a_picture_gets_nothing_stored(client, paused):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from generation.models import PendingUpload
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 120, 40)).save(buffer, format="PNG")
+    upload = SimpleUploadedFile("photo.png", buffer.getvalue(), content_type="image/png")
+    response = client.post(
+        "/create/?tab=edit",
+        {"tab": "edit", "model": "local-restyle", "prompt": "make it winter", "strength": "0.8", "image": upload},
+    )
+    assert PAUSED in response.content.decode()
+    assert not PendingUpload.objects.filter(owner=paused).exists()

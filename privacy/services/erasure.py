@@ -109,6 +109,12 @@ class ErasureError(Exception):
     """A step could not finish now (a service was down); the run is retried from that step."""
 
 
+class StaffAccountNotErasable(Exception):
+    """Staff accounts are not erased from the privacy centre: their admin history (who changed
+    what) and their name in staff notes on other people's ledgers must outlive them. Another
+    administrator removes the staff rights first; then the person can delete their account."""
+
+
 def confirmation_matches(*, user, typed: str) -> bool:
     typed = " ".join((typed or "").split()).lower()
     return bool(typed) and typed in (user.email.lower(), CONFIRMATION_PHRASE)
@@ -133,6 +139,8 @@ def account_erasure_start(*, user, request: HttpRequest | None = None) -> Erasur
     """Begin erasing the person's account. Re-authentication and the typed confirmation are
     the view's job. A second call (a double click) returns the receipt of the first."""
     user = User.objects.select_for_update().get(pk=user.pk)
+    if user.is_staff or user.is_superuser:
+        raise StaffAccountNotErasable()
     existing = ErasureReceipt.objects.filter(user=user).exclude(status=ErasureStatus.DONE).first()
     if existing is not None:
         return existing

@@ -596,3 +596,15 @@ def test_finished_receipts_go_after_their_retention_period(settings, db):
     assert erasure_services.erasure_receipts_purge() == 1
     assert set(ErasureReceipt.objects.values_list("pk", flat=True)) == {recent.pk, unfinished.pk}
     assert not ErasureReceipt.objects.filter(pk=old.pk).exists()
+
+
+def test_a_staff_account_is_not_erased_from_the_privacy_centre(client, db):
+    staff = UserFactory(email="support@atelier.local", is_staff=True)
+    reauthenticated(client, staff)
+    assert "ask another administrator" in client.get("/privacy/").content.decode()
+    response = client.post("/privacy/delete/", {"confirmation": staff.email})
+    assert response.status_code == 403 and "remove your staff rights" in response.content.decode()
+    staff.refresh_from_db()
+    assert staff.is_active and not ErasureReceipt.objects.exists()
+    with pytest.raises(erasure_services.StaffAccountNotErasable):
+        erasure_services.account_erasure_start(user=staff)

@@ -87,6 +87,8 @@ def reauthenticated(view):
 @reauthenticated
 def erase(request: HttpRequest) -> HttpResponse:
     """The typed confirmation, then the erasure starts and the person is signed out."""
+    if request.user.is_staff or request.user.is_superuser:
+        return render(request, "privacy/erase_staff.html", status=403)
     form = ErasureConfirmForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         user = request.user

@@ -23,8 +23,8 @@ import io
 import json
 import logging
 import os
+import queue
 import smtplib
-import threading
 import time
 import zipfile
 from collections import deque
@@ -59,10 +59,12 @@ FORMAT_VERSION = 1
 # a very big archive. Memory: one part being filled plus at most UPLOADS_IN_FLIGHT being sent.
 PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 9_000
-UPLOADS_IN_FLIGHT = 2
+UPLOADS_IN_FLIGHT = 1
 # Stored files asked for ahead of the one being copied (their bodies wait in the socket).
 PREFETCH = 4
 READ_CHUNK = 256 * 1024
+# Rows loaded at a time while writing data.json (a generation's assets are loaded with its batch).
+ROWS_PER_BATCH = 250
 # Progress is saved at most this often (seconds), not per file.
 PROGRESS_EVERY = 1.0
 # A build that has been "running" this long died with its worker; a redelivered task takes it over.
@@ -304,7 +306,7 @@ def _plan(user) -> Plan:
         .values_list("storage_key", "bytes", "role", "index", "created_at", "generation__uuid",
                      "generation__queued_at", "generation__prompt")
     )  # fmt: skip
-    for key, size, role, index, created, gen_uuid, queued_at, prompt in assets.iterator(chunk_size=2000):
+    for key, size, role, index, created, gen_uuid, queued_at, prompt in assets.iterator(chunk_size=ROWS_PER_BATCH):
         media.append(MediaItem(key, media_name(queued_at, prompt, gen_uuid, role, index, key), size, created))
     uploads = PendingUpload.objects.filter(owner=user).values_list("storage_key", "bytes", "filename", "created_at")
     for key, size, filename, created in uploads:
@@ -467,53 +469,67 @@ class _Writer(io.RawIOBase):
 
 
 class S3MultipartWriter(_Writer):
-    """Bytes written become parts of a multipart upload: one part is filled in memory while up
-    to UPLOADS_IN_FLIGHT earlier parts are sent by background threads. `complete()` finishes the
-    upload; `abort()` (on any failure) cancels it, so no half object or stray parts remain."""
+    """Bytes written become parts of a multipart upload: one part is filled while up to
+    UPLOADS_IN_FLIGHT earlier parts are sent by background threads. `complete()` finishes the
+    upload; `abort()` (on any failure) cancels it, so no half object or stray parts remain.
+
+    The part buffers are allocated once and reused (at most UPLOADS_IN_FLIGHT + 1): filling,
+    trimming and sending them never reallocates, so memory stays flat however big the archive
+    (a fresh multi-MiB buffer per part fragments the heap, and the worker's resident size creeps up
+    by tens of MiB over a few thousand files)."""
 
     def __init__(self, client, bucket: str, key: str, *, part_size: int | None = None):
         super().__init__()
         self.client, self.bucket, self.key = client, bucket, key
         self.part_size = part_size or PART_SIZE
-        # The part being filled, as the chunks written (joined once, when it is sent).
-        self.chunks: list[bytes] = []
-        self.pending = 0
+        # Room for a part plus the write that fills it; a trim to at least half keeps the allocation.
+        self.capacity = self.part_size + 2 * READ_CHUNK
         self.upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/zip")[
             "UploadId"
         ]
         self.futures: list[Future] = []
-        self.slots = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
+        self.free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self.buffers = 1
+        self.buffer = bytearray(self.capacity)
+        self.filled = 0
         self.pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="export-upload")
 
     def write(self, data) -> int:
-        self.chunks.append(bytes(data))
-        self.pending += len(data)
-        self.size += len(data)
-        if self.pending >= self.part_size:  # parts may differ in size; each is at least part_size
-            self._send(b"".join(self.chunks))
-            self.chunks, self.pending = [], 0
-        return len(data)
+        size = len(data)
+        # Overwrites in place, and grows within the allocation past the previous part's end.
+        self.buffer[self.filled : self.filled + size] = data
+        self.filled += size
+        self.size += size
+        if self.filled >= self.part_size:  # parts may differ in size; each is at least part_size
+            self._send()
+        return size
 
-    def _send(self, body: bytes) -> None:
+    def _send(self) -> None:
         for future in self.futures:  # fail early when an earlier part failed
             if future.done() and future.exception():
                 raise future.exception()
-        number = len(self.futures) + 1
-        self.slots.acquire()  # at most UPLOADS_IN_FLIGHT parts in memory besides the buffer
-        future = self.pool.submit(self._upload, number, body)
-        future.add_done_callback(lambda _: self.slots.release())
-        self.futures.append(future)
+        body = self.buffer
+        del body[self.filled :]  # the part's exact length (no reallocation: it is over half)
+        self.futures.append(self.pool.submit(self._upload, len(self.futures) + 1, body))
+        if self.buffers <= UPLOADS_IN_FLIGHT:
+            self.buffers += 1
+            self.buffer = bytearray(self.capacity)
+        else:
+            self.buffer = self.free.get()  # waits until a part has been sent
+        self.filled = 0
 
-    def _upload(self, number: int, body: bytes) -> dict:
-        response = self.client.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
-        )
+    def _upload(self, number: int, body: bytearray) -> dict:
+        try:
+            response = self.client.upload_part(
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
+            )
+        finally:
+            self.free.put(body)
         return {"PartNumber": number, "ETag": response["ETag"]}
 
     def complete(self) -> None:
-        if self.chunks or not self.futures:
-            self._send(b"".join(self.chunks))
-            self.chunks, self.pending = [], 0
+        if self.filled or not self.futures:
+            self._send()
         try:
             parts = [future.result() for future in self.futures]
         finally:
@@ -784,14 +800,16 @@ def _data_json_text(export: DataExport, plan: Plan, missing: set[str]) -> Iterat
     yield from _array(
         {"at": _iso(e.created_at), "amount": e.amount, "balance_after": e.balance_after, "reason": e.reason,
          "reason_label": e.get_reason_display(), "reference": e.reference, "memo": e.memo}
-        for e in LedgerEntry.objects.filter(wallet__user=user).order_by("created_at", "id").iterator(chunk_size=2000)
+        for e in LedgerEntry.objects.filter(wallet__user=user).order_by("created_at", "id").iterator(
+            chunk_size=ROWS_PER_BATCH
+        )
     )  # fmt: skip
     yield ',"reservations":'
     yield from _array(
         {"reference": r.reference, "amount": r.amount, "status": r.status, "created_at": _iso(r.created_at),
          "settled_at": _iso(r.settled_at)}
         for r in CreditReservation.objects.filter(wallet__user=user).order_by("created_at", "id").iterator(
-            chunk_size=2000
+            chunk_size=ROWS_PER_BATCH
         )
     )  # fmt: skip
     yield ',"staff_adjustments":'
@@ -846,7 +864,7 @@ def _data_json_text(export: DataExport, plan: Plan, missing: set[str]) -> Iterat
     yield from _array(
         {"at": _iso(e.at), "kind": e.kind, "label": e.get_kind_display(), "by_staff": e.actor_id is not None,
          "ip": e.ip, "device": e.device, "detail": e.detail}
-        for e in ActivityEvent.objects.filter(user=user).order_by("at", "id").iterator(chunk_size=2000)
+        for e in ActivityEvent.objects.filter(user=user).order_by("at", "id").iterator(chunk_size=ROWS_PER_BATCH)
     )  # fmt: skip
     yield ',"data_exports":'
     yield from _array(
@@ -867,12 +885,12 @@ def _generations(user, file_of) -> Iterator[dict]:
         Generation.objects.filter(owner=user)
         .select_related("model", "retry_of")
         .order_by("queued_at", "id")
-        .iterator(chunk_size=1000)
+        .iterator(chunk_size=ROWS_PER_BATCH)
     )
     batch: list = []
     for generation in rows:
         batch.append(generation)
-        if len(batch) == 1000:
+        if len(batch) == ROWS_PER_BATCH:
             yield from _generation_batch(batch, file_of, Asset)
             batch = []
     if batch:

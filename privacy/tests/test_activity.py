@@ -118,7 +118,7 @@ def test_privacy_centre_log_relative_times_device_empty_state_and_show_more(alic
     page = client.get("/privacy/").content.decode()
     assert "Safari on iOS" in page
     assert "hours ago" in page
-    assert "Show 5 more" in page  # 14 + the sign-in of force_login... minus the ten shown
+    assert "Show 5 more" in page  # 14 made here + the sign-in force_login records, ten shown
     assert page.count('class="activity-item"') == 15
     assert "203.0.113" not in page
 

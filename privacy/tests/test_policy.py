@@ -216,3 +216,18 @@ def test_staff_publish_in_the_admin_and_published_versions_are_read_only(client,
     admin_client.post(f"/admin/privacy/policyversion/{policy.pk}/change/", {"body": "changed"})
     policy.refresh_from_db()
     assert policy.body != "changed"
+
+
+def test_the_seed_records_acceptances_of_people_who_accepted_the_first_version_before(settings):
+    import importlib
+
+    from django.apps import apps
+
+    earlier = UserFactory(accepted=False)
+    never = UserFactory(policy_version="", accepted=False)
+    PolicyNotice.objects.all().delete()
+    PolicyAcceptance.objects.all().delete()
+    PolicyVersion.objects.all().delete()
+    importlib.import_module("privacy.migrations.0003_seed_policy").seed(apps, None)
+    assert PolicyAcceptance.objects.get(user=earlier).policy.version == settings.PRIVACY_POLICY_VERSION
+    assert not PolicyAcceptance.objects.filter(user=never).exists()

@@ -143,3 +143,35 @@ def test_activity_log_and_history_retention_on_the_privacy_centre(page, person):
     assert PrivacySettings.objects.get(user=person).history_retention_days == 30
     assert page.locator("#activity").get_by_text("History retention set to: delete after 30 days").is_visible()
     both_sizes(page, "privacy-activity", page.locator("#activity"))
+
+
+def test_result_page_after_the_input_was_purged(page, person, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from generation import services as generation_services
+    from generation.models import CatalogEntry, Status
+    from generation.tests.test_gallery import png
+    from privacy.services.retention import retention_inputs_purge
+
+    spec = generation_services.GenerationSpec(
+        model=CatalogEntry.objects.get(slug="local-restyle"),
+        values={"prompt": "make it a snowy morning", "strength": 0.6},
+        image_upload=SimpleUploadedFile("photo.png", png((320, 240)), content_type="image/png"),
+    )
+    job = generation_services.generation_submit(user=person, spec=spec)
+    job.refresh_from_db()
+    assert job.status == Status.SUCCEEDED, job.error_detail
+    back = timedelta(days=settings.PRIVACY_RETENTION_INPUTS_DAYS + 1)
+    Generation.objects.filter(pk=job.pk).update(
+        queued_at=job.queued_at - back, started_at=job.started_at - back, finished_at=job.finished_at - back
+    )
+    assert retention_inputs_purge() == 1
+
+    sign_in(page, person)
+    essential_cookies_only(page)
+    page.goto(f"/g/{job.uuid}/")
+    note = page.get_by_text(f"The input picture was removed {settings.PRIVACY_RETENTION_INPUTS_DAYS} days after")
+    note.wait_for()
+    assert page.locator("img.result-image").first.is_visible()
+    assert page.locator("img.input-preview").count() == 0
+    both_sizes(page, "result-input-removed")

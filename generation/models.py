@@ -109,6 +109,10 @@ class Generation(models.Model):
             models.Index(fields=["owner", "-queued_at"]),
             # Gallery keyset pagination: WHERE owner = ? AND (queued_at, id) < (?, ?) ORDER BY both DESC.
             models.Index(fields=["owner", "-queued_at", "-id"], name="generation_gallery_cursor"),
+            # The favourites view: a few % of a history, read in gallery order without a sort.
+            models.Index(
+                fields=["owner", "-queued_at", "-id"], condition=Q(favorite=True), name="generation_gallery_favorites"
+            ),
         ]
         # One retry per failed job (migration 0004 made it with SQL; declared so table rebuilds keep it).
         constraints = [models.UniqueConstraint(fields=["retry_of"], name="generation_retry_of_once")]

@@ -269,8 +269,14 @@ def _check_usable(user, entry: CatalogEntry) -> None:
 
 
 def _previous_input(generation: Generation) -> inputs.CleanImage | None:
-    """A generation's stored input picture, cleaned again, for a job made from it (retry, run again)."""
+    """A generation's stored input picture, cleaned again, for a job made from it (retry, run again).
+    An edit or 3D job whose input was purged by retention (privacy) cannot be made again."""
     source = generation.assets.filter(role=AssetRole.INPUT).first()
+    if source is None and generation.kind != Kind.TEXT_TO_IMAGE:
+        raise InvalidInput(
+            f"The input picture of this job was removed {settings.PRIVACY_RETENTION_INPUTS_DAYS} days after it "
+            "finished. Start a new one with a picture."
+        )
     return inputs.clean_image_bytes(storage.read_bytes(source.storage_key)) if source is not None else None
 
 

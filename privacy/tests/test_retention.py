@@ -175,3 +175,22 @@ def test_retention_choice_is_only_one_of_the_offered_ones(alice):
 def test_activity_record_helper_still_works_for_the_log(alice):
     activity_record(user=alice, kind=ActivityKind.SIGN_IN)
     assert ActivityEvent.objects.filter(user=alice).count() == 1
+
+
+def test_run_again_on_an_edit_whose_input_was_purged_is_refused_and_charges_nothing(
+    alice, settings, django_capture_on_commit_callbacks
+):
+    from billing.models import Wallet
+
+    settings.PRIVACY_RETENTION_INPUTS_DAYS = 90
+    fund(alice, 5)
+    job = submit(alice, django_capture_on_commit_callbacks, slug="local-restyle", prompt="edit")
+    Generation.objects.filter(pk=job.pk).update(finished_at=days_ago(91))
+    assert retention.retention_inputs_purge() == 1
+    balance = Wallet.objects.get(user=alice).balance
+    client = Client()
+    client.force_login(alice)
+    page = client.post(f"/g/{job.uuid}/again/", follow=True).content.decode()
+    assert "The input picture of this job was removed 90 days after it finished" in page
+    assert Generation.objects.filter(owner=alice).count() == 1
+    assert Wallet.objects.get(user=alice).balance == balance

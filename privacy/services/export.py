@@ -40,7 +40,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -225,16 +225,16 @@ def export_build(*, export_id: int) -> DataExport | None:
 
 def _write_archive(export: DataExport, key: str) -> int:
     """Write the whole ZIP to storage under `key`; returns its size in bytes."""
-    plan = _plan(export.user)
-    DataExport.objects.filter(pk=export.pk).update(files_total=len(plan.media) + 3)
-    export.files_total = len(plan.media) + 3
+    plan = Plan(export.user)
+    DataExport.objects.filter(pk=export.pk).update(files_total=plan.files + 3)
+    export.files_total = plan.files + 3
     progress = _Progress(export.pk)
     # The media plus room for data.json: sizes the upload's parts (S3 allows 10,000 of them).
-    expected = sum(item.size for item in plan.media) + 256 * 1024 * 1024
+    expected = plan.bytes + 256 * 1024 * 1024
     with _open_writer(key, expected_size=expected) as writer:
         with zipfile.ZipFile(writer, mode="w", allowZip64=True) as archive:
             missing: set[str] = set()
-            for item, chunks in _sources(plan.media):
+            for item, chunks in _sources(plan.media()):
                 if not _copy_media(archive, item, chunks):
                     missing.add(item.key)
                 progress.step()
@@ -247,7 +247,7 @@ def _write_archive(export: DataExport, key: str) -> int:
                 {
                     "export": export,
                     "user": export.user,
-                    "plan": plan,
+                    "files": plan.files,
                     "missing": len(missing),
                     "site": settings.SITE_URL.rstrip("/"),
                     "contact": settings.PRIVACY_CONTACT_EMAIL,
@@ -289,43 +289,62 @@ class MediaItem:
     modified: datetime
 
 
-@dataclass
 class Plan:
-    media: list[MediaItem]
-    names: dict[str, str]  # storage key -> name in the ZIP
+    """What goes under media/, without holding it: the stored files are listed in batches while
+    they are copied (their names follow from their rows, see media_name); only the few kept
+    uploads, whose names may repeat, are named up front."""
+
+    def __init__(self, user):
+        from generation.models import Asset, PendingUpload
+
+        self.user = user
+        self.assets = Asset.objects.filter(generation__owner=user, role__in=MEDIA_ROLES)
+        self.uploads = _kept_upload_items(PendingUpload.objects.filter(owner=user))
+        self.upload_names = {item.key: item.name for item in self.uploads}
+        totals = self.assets.aggregate(files=Count("id"), bytes=Sum("bytes"))
+        self.files = (totals["files"] or 0) + len(self.uploads)
+        self.bytes = (totals["bytes"] or 0) + sum(item.size for item in self.uploads)
+
+    def media(self) -> Iterator[MediaItem]:
+        last = 0
+        while True:
+            rows = list(
+                self.assets.filter(pk__gt=last)
+                .order_by("pk")
+                .values_list("pk", "storage_key", "bytes", "role", "index", "created_at", "generation__uuid",
+                             "generation__queued_at", "generation__prompt")[:ROWS_PER_BATCH]
+            )  # fmt: skip
+            if not rows:
+                break
+            for _, key, size, role, index, created, gen_uuid, queued_at, prompt in rows:
+                yield MediaItem(key, media_name(queued_at, prompt, gen_uuid, role, index, key), size, created)
+            last = rows[-1][0]
+        yield from self.uploads
+
+    def name_of(self, key: str, *, role: str, generation, index: int) -> str | None:
+        """An asset's name in the ZIP (None for roles not copied, e.g. thumbnails)."""
+        if role not in MEDIA_ROLES:
+            return None
+        return media_name(generation.queued_at, generation.prompt, generation.uuid, role, index, key)
 
 
-def _plan(user) -> Plan:
-    """Every stored file to copy, with its name in the ZIP. Only keys and sizes are loaded."""
-    from generation.models import Asset, PendingUpload
-
-    media: list[MediaItem] = []
-    assets = (
-        Asset.objects.filter(generation__owner=user, role__in=MEDIA_ROLES)
-        .order_by("generation__queued_at", "generation_id", "role", "index")
-        .values_list("storage_key", "bytes", "role", "index", "created_at", "generation__uuid",
-                     "generation__queued_at", "generation__prompt")
-    )  # fmt: skip
-    for key, size, role, index, created, gen_uuid, queued_at, prompt in assets.iterator(chunk_size=ROWS_PER_BATCH):
-        media.append(MediaItem(key, media_name(queued_at, prompt, gen_uuid, role, index, key), size, created))
-    uploads = PendingUpload.objects.filter(owner=user).values_list("storage_key", "bytes", "filename", "created_at")
-    for key, size, filename, created in uploads:
-        name = f"media/kept-uploads/{created:%Y-%m-%d}_{storage.safe_filename(filename, key)}"
-        media.append(MediaItem(key, name, size, created))
-    # Names are unique by construction (generation uuid, role, index); a kept upload's name may
-    # repeat, so number repeats.
+def _kept_upload_items(uploads) -> list[MediaItem]:
+    """Kept uploads under media/kept-uploads/ by day and their own (safe) name, numbered when two
+    share one."""
     seen: set[str] = set()
-    unique: list[MediaItem] = []
-    for item in media:
-        name = item.name
-        stem, dot, ext = name.rpartition(".")
-        n = 2
+    items = []
+    for key, size, filename, created in uploads.order_by("created_at", "pk").values_list(
+        "storage_key", "bytes", "filename", "created_at"
+    ):
+        base = f"media/kept-uploads/{created:%Y-%m-%d}_{storage.safe_filename(filename, key)}"
+        stem, dot, ext = base.rpartition(".")
+        name, n = base, 2
         while name in seen:
-            name = f"{stem}-{n}{dot}{ext}" if dot else f"{item.name}-{n}"
+            name = f"{stem}-{n}{dot}{ext}" if dot else f"{base}-{n}"
             n += 1
         seen.add(name)
-        unique.append(item if name == item.name else MediaItem(item.key, name, item.size, item.modified))
-    return Plan(media=unique, names={item.key: item.name for item in unique})
+        items.append(MediaItem(key, name, size, created))
+    return items
 
 
 def media_name(queued_at: datetime, prompt: str, gen_uuid, role: str, index: int, key: str) -> str:
@@ -355,7 +374,7 @@ def _s3():
     return default_storage.connection.meta.client, default_storage.bucket_name, default_storage._normalize_name
 
 
-def _sources(media: list[MediaItem]) -> Iterator[tuple[MediaItem, Iterator[bytes] | None]]:
+def _sources(media: Iterator[MediaItem]) -> Iterator[tuple[MediaItem, Iterator[bytes] | None]]:
     """Each stored file with its bytes in chunks (None when the object is gone). On S3 the next
     PREFETCH objects are asked for ahead, by threads, so the server prepares them while the
     current one is copied; a response's body is read only when its turn comes (until then it waits
@@ -690,10 +709,8 @@ def _data_json_text(export: DataExport, plan: Plan, missing: set[str]) -> Iterat
 
     user = get_user_model().objects.get(pk=export.user_id)
 
-    def file_of(key: str) -> str | None:
-        if key in missing:
-            return None
-        return plan.names.get(key)
+    def file_of(key: str, name: str | None) -> str | None:
+        return None if key in missing else name
 
     head = {
         "format_version": FORMAT_VERSION,
@@ -780,13 +797,14 @@ def _data_json_text(export: DataExport, plan: Plan, missing: set[str]) -> Iterat
     )
 
     yield ',"generations":'
-    yield from _array(_generations(user, file_of))
+    yield from _array(_generations(user, plan, file_of))
     yield ',"kept_uploads":'
     from generation.models import PendingUpload
 
     yield from _array(
         {"uuid": str(u.uuid), "filename": u.filename, "mime_type": u.mime_type, "bytes": u.bytes,
-         "width": u.width, "height": u.height, "created_at": _iso(u.created_at), "file": file_of(u.storage_key)}
+         "width": u.width, "height": u.height, "created_at": _iso(u.created_at),
+         "file": file_of(u.storage_key, plan.upload_names.get(u.storage_key))}
         for u in PendingUpload.objects.filter(owner=user).order_by("created_at")
     )  # fmt: skip
 
@@ -876,7 +894,7 @@ def _data_json_text(export: DataExport, plan: Plan, missing: set[str]) -> Iterat
     yield "}"
 
 
-def _generations(user, file_of) -> Iterator[dict]:
+def _generations(user, plan: Plan, file_of) -> Iterator[dict]:
     """Each generation with its model, prompt, every parameter and its files; in batches, with
     their assets loaded per batch (no query per generation)."""
     from generation.models import Asset, Generation
@@ -891,19 +909,23 @@ def _generations(user, file_of) -> Iterator[dict]:
     for generation in rows:
         batch.append(generation)
         if len(batch) == ROWS_PER_BATCH:
-            yield from _generation_batch(batch, file_of, Asset)
+            yield from _generation_batch(batch, plan, file_of, Asset)
             batch = []
     if batch:
-        yield from _generation_batch(batch, file_of, Asset)
+        yield from _generation_batch(batch, plan, file_of, Asset)
 
 
-def _generation_batch(batch, file_of, Asset) -> Iterator[dict]:
+def _generation_batch(batch, plan: Plan, file_of, Asset) -> Iterator[dict]:
+    by_pk = {g.pk: g for g in batch}
     assets: dict[int, list] = {}
-    for asset in Asset.objects.filter(generation__in=[g.pk for g in batch]).order_by("role", "index"):
+    for asset in Asset.objects.filter(generation__in=list(by_pk)).order_by("role", "index"):
+        name = plan.name_of(
+            asset.storage_key, role=asset.role, generation=by_pk[asset.generation_id], index=asset.index
+        )
         assets.setdefault(asset.generation_id, []).append(
             {"uuid": str(asset.uuid), "role": asset.role, "index": asset.index, "mime_type": asset.mime_type,
              "bytes": asset.bytes, "sha256": asset.sha256, "width": asset.width, "height": asset.height,
-             "created_at": _iso(asset.created_at), "file": file_of(asset.storage_key)}
+             "created_at": _iso(asset.created_at), "file": file_of(asset.storage_key, name)}
         )  # fmt: skip
     for g in batch:
         yield {

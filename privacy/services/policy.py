@@ -94,6 +94,8 @@ def policy_accept(*, user, version: str, request=None) -> None:
     should a newer one have taken effect meanwhile, PolicyNotCurrent, and the page shows it."""
     from accounts.services import user_accept_terms
 
+    if not user.has_passed_gate:
+        raise PolicyError("Confirm your age first.")  # never a way around the age gate
     policy = current_policy()
     if policy is None or policy.version != version:
         raise PolicyNotCurrent("The privacy policy changed again while you were reading. Here is the newest version.")

@@ -231,3 +231,14 @@ def test_the_seed_records_acceptances_of_people_who_accepted_the_first_version_b
     importlib.import_module("privacy.migrations.0003_seed_policy").seed(apps, None)
     assert PolicyAcceptance.objects.get(user=earlier).policy.version == settings.PRIVACY_POLICY_VERSION
     assert not PolicyAcceptance.objects.filter(user=never).exists()
+
+
+def test_the_accept_page_is_no_way_around_the_age_gate(client):
+    user = UserFactory(age_confirmed_at=None, policy_accepted_at=None, policy_version="", accepted=False)
+    client.force_login(user)
+    response = client.post("/privacy/policy/accept/", {"version": current_policy_version()})
+    assert response["Location"].startswith("/account/complete/")
+    user.refresh_from_db()
+    assert user.age_confirmed_at is None and not PolicyAcceptance.objects.filter(user=user).exists()
+    with pytest.raises(policy_service.PolicyError):
+        policy_service.policy_accept(user=user, version=current_policy_version())

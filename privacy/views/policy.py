@@ -58,6 +58,8 @@ def _next(request: HttpRequest) -> str:
 @login_required
 def policy_accept(request: HttpRequest) -> HttpResponse:
     """What changed, a link to the full text, and one button. Nothing to accept: go on."""
+    if not request.user.has_passed_gate:  # the age gate comes first, with its own acceptance
+        return redirect("accounts:complete")
     current = current_policy()
     if current is None or request.user.has_accepted_terms:
         return redirect(_next(request))

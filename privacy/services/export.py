@@ -511,7 +511,12 @@ class S3MultipartWriter(_Writer):
         self.buffers = 1
         self.buffer = bytearray(self.capacity)
         self.filled = 0
-        self.pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="export-upload")
+        # UPLOADS_IN_FLIGHT = 0 sends each part inline (one buffer in all: the least memory).
+        self.pool = (
+            ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="export-upload")
+            if UPLOADS_IN_FLIGHT
+            else None
+        )
 
     def write(self, data) -> int:
         size = len(data)
@@ -529,7 +534,12 @@ class S3MultipartWriter(_Writer):
                 raise future.exception()
         body = self.buffer
         del body[self.filled :]  # the part's exact length (no reallocation: it is over half)
-        self.futures.append(self.pool.submit(self._upload, len(self.futures) + 1, body))
+        if self.pool is None:
+            sent: Future = Future()
+            sent.set_result(self._upload(len(self.futures) + 1, body))
+            self.futures.append(sent)
+        else:
+            self.futures.append(self.pool.submit(self._upload, len(self.futures) + 1, body))
         if self.buffers <= UPLOADS_IN_FLIGHT:
             self.buffers += 1
             self.buffer = bytearray(self.capacity)
@@ -552,13 +562,15 @@ class S3MultipartWriter(_Writer):
         try:
             parts = [future.result() for future in self.futures]
         finally:
-            self.pool.shutdown(wait=True)
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
         self.client.complete_multipart_upload(
             Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
         )
 
     def abort(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
         except storage.STORAGE_ERRORS:

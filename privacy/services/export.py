@@ -995,8 +995,9 @@ def _email_ready(export: DataExport) -> None:
 
 
 def exports_expire(*, now: datetime | None = None) -> int:
-    """Beat: delete the ZIPs of exports past their expiry from storage and mark them expired.
-    A failed delete leaves the row ready (retried next hour)."""
+    """Beat: delete the ZIPs of exports past their expiry from storage and mark them expired (a
+    failed delete leaves the row ready, retried next hour). Exports that never started or whose
+    worker died are marked failed, so the page stops waiting and the person may ask again."""
     now = now or timezone.now()
     done = 0
     due = DataExport.objects.filter(status=ExportStatus.READY, expires_at__lte=now).values_list("pk", "storage_key")
@@ -1004,6 +1005,14 @@ def exports_expire(*, now: datetime | None = None) -> int:
         if key and not storage.delete_keys([key]):
             continue
         done += DataExport.objects.filter(pk=pk, status=ExportStatus.READY).update(status=ExportStatus.EXPIRED)
+    lost = Q(status=ExportStatus.QUEUED, requested_at__lt=now - STALE_AFTER) | Q(
+        status=ExportStatus.RUNNING, started_at__lt=now - STALE_AFTER
+    )
+    DataExport.objects.filter(lost).update(
+        status=ExportStatus.FAILED,
+        finished_at=now,
+        error="Preparing your export took too long and was stopped. Please ask again.",
+    )
     return done
 
 

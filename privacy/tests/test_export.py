@@ -498,3 +498,16 @@ def test_the_multipart_writer_sends_parts_in_order_whatever_is_in_flight(s3_stor
     stored = client.get_object(Bucket=bucket, Key="users/x/exports/t.zip")
     assert stored["ETag"].strip('"').endswith("-3")
     assert stored["Body"].read() == content
+
+
+def test_an_export_that_never_finished_is_failed_by_beat_so_the_person_can_ask_again(alice):
+    old = timezone.now() - timedelta(hours=2)
+    queued = DataExport.objects.create(user=alice, requested_at=old)
+    running = DataExport.objects.create(user=alice, status=ExportStatus.RUNNING, requested_at=old, started_at=old)
+    recent = DataExport.objects.create(user=alice, status=ExportStatus.RUNNING, started_at=timezone.now())
+    expire_exports.delay()
+    for export in (queued, running, recent):
+        export.refresh_from_db()
+    assert (queued.status, running.status, recent.status) == ("failed", "failed", "running")
+    assert "took too long" in queued.error
+    assert service.export_build(export_id=queued.pk) is None  # a late delivery does nothing

@@ -191,7 +191,8 @@ def export_build(*, export_id: int) -> DataExport | None:
     is left alone, and a running one only taken over when its worker is gone (STALE_AFTER)."""
     now = timezone.now()
     claimable = Q(status=ExportStatus.QUEUED) | Q(status=ExportStatus.RUNNING, started_at__lt=now - STALE_AFTER)
-    claimed = DataExport.objects.filter(claimable, pk=export_id).update(
+    # An account being erased (deactivated at once) gets no new archive.
+    claimed = DataExport.objects.filter(claimable, pk=export_id, user__is_active=True).update(
         status=ExportStatus.RUNNING, started_at=now, files_done=0, error=""
     )
     if not claimed:
@@ -212,7 +213,9 @@ def export_build(*, export_id: int) -> DataExport | None:
         export.refresh_from_db()
         return export
     finished = timezone.now()
-    moved = DataExport.objects.filter(pk=export.pk, status=ExportStatus.RUNNING).update(
+    # Erasure may have started while the archive was written, after its storage sweep had looked:
+    # then the row is gone or its person deactivated, and the archive must not outlive them.
+    moved = DataExport.objects.filter(pk=export.pk, status=ExportStatus.RUNNING, user__is_active=True).update(
         status=ExportStatus.READY,
         finished_at=finished,
         expires_at=finished + timedelta(days=settings.PRIVACY_EXPORT_TTL_DAYS),
@@ -220,9 +223,11 @@ def export_build(*, export_id: int) -> DataExport | None:
         size_bytes=size,
         files_done=export.files_total,
     )
+    if not moved:
+        storage.delete_keys([key])
+        return DataExport.objects.filter(pk=export.pk).first()
     export.refresh_from_db()
-    if moved:
-        _email_ready(export)
+    _email_ready(export)
     return export
 
 

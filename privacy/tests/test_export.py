@@ -511,3 +511,30 @@ def test_an_export_that_never_finished_is_failed_by_beat_so_the_person_can_ask_a
     assert (queued.status, running.status, recent.status) == ("failed", "failed", "running")
     assert "took too long" in queued.error
     assert service.export_build(export_id=queued.pk) is None  # a late delivery does nothing
+
+
+def test_an_account_being_erased_mid_build_keeps_no_archive(alice, monkeypatch):
+    """Erasure deactivates the account at once and sweeps its storage prefix; an export that was
+    being written meanwhile must not leave its ZIP behind after the sweep."""
+    export = DataExport.objects.create(user=alice)
+    real_write = service._write_archive
+
+    def write_then_erasure_starts(export, key):
+        size = real_write(export, key)
+        type(alice).objects.filter(pk=alice.pk).update(is_active=False)  # account_erasure_start
+        return size
+
+    monkeypatch.setattr(service, "_write_archive", write_then_erasure_starts)
+    service.export_build(export_id=export.pk)
+
+    export.refresh_from_db()
+    assert export.status == ExportStatus.RUNNING and not export.storage_key
+    assert not default_storage.exists(service.export_key(export))
+    assert len(mail.outbox) == 0
+
+
+def test_no_archive_is_built_for_a_deactivated_account(alice):
+    export = DataExport.objects.create(user=alice)
+    type(alice).objects.filter(pk=alice.pk).update(is_active=False)
+    assert service.export_build(export_id=export.pk) is None
+    assert not default_storage.exists(service.export_key(export))

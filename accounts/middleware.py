@@ -7,7 +7,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.urls import reverse
 
 # Paths a signed-in person may reach before completing the age gate and policy.
-_ALLOWED_PREFIXES = ("/static/", "/healthz", "/accounts/logout/", "/privacy/policy/", "/api/v1/docs", "/api/v1/openapi")
+_ALLOWED_PREFIXES = (
+    "/static/",
+    "/healthz",
+    "/accounts/logout/",
+    "/privacy/policy/",
+    "/privacy/cookies/",
+    "/privacy/unsubscribe/",
+    "/api/v1/docs",
+    "/api/v1/openapi",
+)
 _API_PREFIX = "/api/"
 
 

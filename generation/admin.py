@@ -70,9 +70,7 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Refund the credits to the owner")
     def refund_generations(self, request, queryset: QuerySet[Generation]) -> None:
-        done = sum(
-            services.generation_staff_refund(generation=g, memo=f"refund by {request.user.email}") for g in queryset
-        )
+        done = sum(services.generation_staff_refund(generation=g, memo="refund by Atelier staff") for g in queryset)
         self.message_user(
             request, f"Refunded {done} generation(s); the others were refunded already or have not finished."
         )

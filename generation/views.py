@@ -119,7 +119,7 @@ def create(request: HttpRequest) -> HttpResponse:
         form = CreateForm(request.POST, request.FILES, models=models)
         # A refusal that says "not now" (limits, credits, debt) keeps no upload: decoding and storing
         # it would be work done for free, over and over.
-        keep_upload = True
+        keep_upload = not request.user.is_paused  # paused: no new processing, not even a kept upload
         try:
             services.generation_submit_throttle(request=request)
         except SubmitRateLimited as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from allauth.account.signals import email_added, password_changed, password_reset, password_set
 from django.contrib.auth.signals import user_logged_in
+from django.db import transaction
 from django.dispatch import receiver
 
 from accounts.signals import terms_accepted
@@ -58,6 +59,10 @@ def record_policy_acceptance(sender, user, version, request=None, **kwargs) -> N
 def record_generations_deleted(sender, user, count, whole_history, **kwargs) -> None:
     kind = ActivityKind.HISTORY_DELETED if whole_history else ActivityKind.GENERATIONS_DELETED
     activity_record(user=user, kind=kind, count=count)
+    # A ready export still holds what was just deleted: it goes too (once the deletion is committed).
+    from privacy.services.export import exports_discard
+
+    transaction.on_commit(lambda: exports_discard(user=user))
 
 
 @receiver(credits_adjusted_by_staff, dispatch_uid="privacy.staff_credits")

@@ -489,10 +489,16 @@ class _Writer(io.RawIOBase):
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.complete()
-        else:
+        if exc_type is not None:
             self.abort()
+            return
+        try:
+            self.complete()
+        except BaseException:
+            # A multipart upload that never completes keeps its parts (the whole archive) in the
+            # bucket, invisible to object listings: abort it whatever failed.
+            self.abort()
+            raise
 
 
 class S3MultipartWriter(_Writer):
@@ -1036,3 +1042,22 @@ __all__ = [
     "exports_expire",
     "media_name",
 ]
+
+
+DISCARDED_MESSAGE = (
+    "This export held items you have since deleted, so we removed it. Ask for a new one whenever you like."
+)
+
+
+def exports_discard(*, user) -> int:
+    """Remove the person's finished exports after they delete items from their history: an
+    archive must not keep what they deleted. Storage first, then the rows are marked failed (so a
+    new export can be asked for at once, with the reason shown). Returns how many went."""
+    ready = list(DataExport.objects.filter(user=user, status=ExportStatus.READY).exclude(storage_key=""))
+    if not ready:
+        return 0
+    gone = [export.pk for export in ready if storage.delete_keys([export.storage_key])]
+    DataExport.objects.filter(pk__in=gone, status=ExportStatus.READY).update(
+        status=ExportStatus.FAILED, error=DISCARDED_MESSAGE, storage_key="", expires_at=None
+    )
+    return len(gone)

@@ -76,6 +76,7 @@ def retention_history_purge(*, now=None) -> int:
     run; each person's log says how many went and why. Returns how many generations went."""
     from generation.models import Generation
     from generation.services import generations_delete
+    from privacy.services.export import exports_discard
 
     now = now or timezone.now()
     total = 0
@@ -98,6 +99,7 @@ def retention_history_purge(*, now=None) -> int:
             activity_record(
                 user=user, kind=ActivityKind.GENERATIONS_DELETED, count=deleted, reason="retention", days=days
             )
+            exports_discard(user=user)
         total += deleted
     return total
 

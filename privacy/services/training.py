@@ -46,8 +46,9 @@ def training_dataset_export(*, out_dir: Path) -> DatasetReport:
     people = users_with_consent(kind=ConsentKind.TRAINING).filter(paused_at__isnull=True).order_by("pk")
     with (out_dir / "manifest.jsonl").open("w", encoding="utf-8") as manifest:
         for person in people.iterator():
-            person.refresh_from_db(fields=["paused_at"])
-            if person.is_paused or not consent_granted(user=person, kind=ConsentKind.TRAINING):
+            person.refresh_from_db(fields=["paused_at", "is_active"])
+            # Re-read now: a pause or an erasure (which deactivates at once) may have come since.
+            if person.is_paused or not person.is_active or not consent_granted(user=person, kind=ConsentKind.TRAINING):
                 report.skipped_people += 1
                 continue
             generations = (

@@ -21,3 +21,8 @@ class UserAdmin(BaseUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # An account is deleted only by erasure (privacy centre): storage, the Stripe customer,
+        # detached money records and the receipt. A bare row delete here would skip all of it.
+        return False

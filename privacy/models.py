@@ -10,6 +10,7 @@ from __future__ import annotations
 from uuid import uuid4
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -139,7 +140,15 @@ class PolicyVersion(models.Model):
     """One version of the privacy policy, written and published by staff in the admin. The
     current version is the newest published one whose effective date has come."""
 
-    version = models.CharField(max_length=32, unique=True, help_text="For example 2026-11-25.")
+    version = models.CharField(
+        max_length=32,
+        unique=True,
+        help_text="For example 2026-11-25: letters, digits, dots, dashes, underscores (part of its address).",
+        validators=[
+            RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "Use letters, digits, dots, dashes and underscores."),
+            RegexValidator(r"^accept$", "“accept” is taken by the acceptance page.", inverse_match=True),
+        ],
+    )
     title = models.CharField(max_length=120, default="Privacy policy")
     body = models.TextField(help_text="Markdown.")
     summary = models.TextField(blank=True, help_text="What changed since the previous version, in plain words.")

@@ -42,7 +42,7 @@ from django.contrib.sessions.models import Session
 from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F, TextField
+from django.db.models import F, Q, TextField
 from django.db.models.functions import Cast
 from django.http import HttpRequest
 from django.template.loader import render_to_string
@@ -115,6 +115,12 @@ class StaffAccountNotErasable(Exception):
     administrator removes the staff rights first; then the person can delete their account."""
 
 
+def erasable_here(*, user) -> bool:
+    """False for staff and former staff: Django's admin history (LogEntry.user) cascades with its
+    author, and it has to outlive them. Those accounts are deleted by hand, on request."""
+    return not (user.is_staff or user.is_superuser or LogEntry.objects.filter(user=user).exists())
+
+
 def confirmation_matches(*, user, typed: str) -> bool:
     typed = " ".join((typed or "").split()).lower()
     return bool(typed) and typed in (user.email.lower(), CONFIRMATION_PHRASE)
@@ -139,7 +145,7 @@ def account_erasure_start(*, user, request: HttpRequest | None = None) -> Erasur
     """Begin erasing the person's account. Re-authentication and the typed confirmation are
     the view's job. A second call (a double click) returns the receipt of the first."""
     user = User.objects.select_for_update().get(pk=user.pk)
-    if user.is_staff or user.is_superuser:
+    if not erasable_here(user=user):
         raise StaffAccountNotErasable()
     existing = ErasureReceipt.objects.filter(user=user).exclude(status=ErasureStatus.DONE).first()
     if existing is not None:
@@ -459,15 +465,34 @@ def _session_keys_of(user) -> list[str]:
     return keys
 
 
-def _scrub(text: str, *, user, subject: str) -> str:
-    """`text` without the person's identifiers (public id, email, name), each replaced by the
-    subject."""
-    needles = [str(user.public_id), user.public_id.hex, user.email]
-    if len(user.display_name.strip()) >= 3:
-        needles.append(user.display_name.strip())
-    for needle in needles:
+def _identifiers(user) -> list[str]:
+    """The strings that name the person in text: public id (both spellings) and every email
+    address they have or had on the account."""
+    emails = {user.email, *EmailAddress.objects.filter(user=user).values_list("email", flat=True)}
+    return [str(user.public_id), user.public_id.hex, *sorted(e for e in emails if e)]
+
+
+def _scrub(text: str, *, user, subject: str, names: bool = False) -> str:
+    """`text` without the person's identifiers, each replaced by the subject. With `names`
+    (free text a person or staff typed: memos, reasons) the display name goes too, as a whole
+    word only — never inside ids, where a short name ("Ada") matches hex digits."""
+    for needle in _identifiers(user):
         text = re.sub(re.escape(needle), f"subject:{subject}", text, flags=re.IGNORECASE)
+    name = user.display_name.strip()
+    if names and len(name) >= 3:
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", f"subject:{subject}", text, flags=re.IGNORECASE)
     return text
+
+
+def _scrub_admin_log(user, subject: str) -> None:
+    mentions = Q()
+    for needle in _identifiers(user):
+        mentions |= Q(object_repr__icontains=needle) | Q(change_message__icontains=needle)
+    for entry in LogEntry.objects.filter(mentions).values("pk", "object_repr", "change_message"):
+        LogEntry.objects.filter(pk=entry["pk"]).update(
+            object_repr=_scrub(entry["object_repr"], user=user, subject=subject, names=True)[:200],
+            change_message=_scrub(entry["change_message"], user=user, subject=subject, names=True),
+        )
 
 
 def _detach_money_records(user, subject: str) -> None:
@@ -477,7 +502,7 @@ def _detach_money_records(user, subject: str) -> None:
     if wallet is not None:
         for entry in LedgerEntry.objects.filter(wallet=wallet).values("pk", "reference", "memo", "idempotency_key"):
             changes = {
-                field: _scrub(entry[field], user=user, subject=subject)
+                field: _scrub(entry[field], user=user, subject=subject, names=field == "memo")
                 for field in ("reference", "memo", "idempotency_key")
             }
             changes = {field: value for field, value in changes.items() if value != entry[field]}
@@ -487,7 +512,7 @@ def _detach_money_records(user, subject: str) -> None:
     Payment.objects.filter(user=user).update(user=None, subject=subject, receipt_url="")
     for adjustment in CreditAdjustment.objects.filter(user=user).values("pk", "reason"):
         CreditAdjustment.objects.filter(pk=adjustment["pk"]).update(
-            user=None, subject=subject, reason=_scrub(adjustment["reason"], user=user, subject=subject)
+            user=None, subject=subject, reason=_scrub(adjustment["reason"], user=user, subject=subject, names=True)
         )
 
 
@@ -515,6 +540,9 @@ def _step_rows(run: _Run) -> None:
         Session.objects.filter(expire_date__lte=timezone.now()).delete()
         # The admin's history of changes to this account names it (its email) in each entry.
         LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(User), object_id=str(user.pk)).delete()
+        # Entries about other rows (a credit adjustment, an email address) name the person in
+        # their description: those stay for the audit trail, without the name.
+        _scrub_admin_log(user, subject)
         _detach_money_records(user, subject)
         user.delete()  # anything we did not name above that cascades goes with it
         receipt = ErasureReceipt.objects.select_for_update().get(pk=run.receipt.pk)

@@ -18,9 +18,11 @@ Exports expire in privacy.services.export (their own beat task).
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,6 +32,7 @@ from privacy.services.activity import activity_record
 BATCH = 500
 HISTORY_BATCH = 200  # generations per person per run (generation.services.DELETE_BATCH)
 HISTORY_PEOPLE = 200  # people per run
+HISTORY_CURSOR_KEY = "privacy:retention:history-cursor"
 
 
 def _before(days: int, now=None):
@@ -81,10 +84,17 @@ def retention_history_purge(*, now=None) -> int:
     now = now or timezone.now()
     total = 0
     choices = PrivacySettings.objects.exclude(history_retention_days=HistoryRetention.FOREVER).select_related("user")
+    # Each run starts after the last person the previous one reached (then wraps around), so the
+    # first HISTORY_PEOPLE people cannot keep every run to themselves.
+    cursor = cache.get(HISTORY_CURSOR_KEY) or 0
+    ordered = list(choices.filter(pk__gt=cursor).order_by("pk")[: HISTORY_PEOPLE * 5])
+    if len(ordered) < HISTORY_PEOPLE * 5:
+        ordered += list(choices.filter(pk__lte=cursor).order_by("pk")[: HISTORY_PEOPLE * 5 - len(ordered)])
     people = 0
-    for choice in choices.order_by("pk").iterator():
+    for choice in ordered:
         if people >= HISTORY_PEOPLE:
             break
+        cache.set(HISTORY_CURSOR_KEY, choice.pk, None)
         user, days = choice.user, choice.history_retention_days
         ids = list(
             Generation.objects.filter(owner=user, queued_at__lt=_before(days, now))
@@ -104,15 +114,33 @@ def retention_history_purge(*, now=None) -> int:
     return total
 
 
-def retention_apply(*, now=None) -> dict[str, int]:
-    """One beat run: every purge once, each bounded. Returns what each did (for the log)."""
-    return {
-        "error_details": retention_error_details_purge(now=now),
-        "webhook_payloads": retention_webhook_payloads_purge(now=now),
-        "ips": retention_ips_purge(now=now),
-        "inputs": retention_inputs_purge(now=now),
-        "history": retention_history_purge(now=now),
+# One beat run keeps going while batches come back full, for at most this long: a backlog larger
+# than one batch is worked off in the same run instead of growing by a batch every six hours.
+RUN_SECONDS = 120
+
+
+def retention_apply(*, now=None, budget_seconds: float = RUN_SECONDS) -> dict[str, int]:
+    """One beat run: every purge, batch after batch while a batch came back full and the time
+    budget lasts. Returns what each did (for the log)."""
+    purges = {
+        "error_details": (retention_error_details_purge, BATCH),
+        "webhook_payloads": (retention_webhook_payloads_purge, BATCH),
+        "ips": (retention_ips_purge, BATCH),
+        "inputs": (retention_inputs_purge, BATCH),
+        "history": (retention_history_purge, None),
     }
+    deadline = time.monotonic() + budget_seconds
+    done: dict[str, int] = {}
+    for name, (purge, batch) in purges.items():
+        done[name] = 0
+        while True:
+            n = purge(now=now)
+            done[name] += n
+            # history: a run that deleted anything may have left more (the cursor moves on)
+            full = n >= batch if batch else n > 0
+            if not full or time.monotonic() >= deadline:
+                break
+    return done
 
 
 @transaction.atomic

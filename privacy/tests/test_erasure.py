@@ -603,8 +603,57 @@ def test_a_staff_account_is_not_erased_from_the_privacy_centre(client, db):
     reauthenticated(client, staff)
     assert "ask another administrator" in client.get("/privacy/").content.decode()
     response = client.post("/privacy/delete/", {"confirmation": staff.email})
-    assert response.status_code == 403 and "remove your staff rights" in response.content.decode()
+    assert response.status_code == 403 and "can't be deleted from here" in response.content.decode()
     staff.refresh_from_db()
     assert staff.is_active and not ErasureReceipt.objects.exists()
     with pytest.raises(erasure_services.StaffAccountNotErasable):
         erasure_services.account_erasure_start(user=staff)
+
+
+def test_a_former_staff_member_with_admin_history_is_not_erased_from_here(client, db):
+    """Django's admin history cascades with its author: it must outlive them."""
+    from django.contrib.admin.models import ADDITION
+
+    former = UserFactory(email="former@atelier.local")
+    LogEntry.objects.log_actions(
+        user_id=former.pk, queryset=type(former).objects.filter(pk=former.pk), action_flag=ADDITION
+    )
+    reauthenticated(client, former)
+    response = client.post("/privacy/delete/", {"confirmation": former.email})
+    assert response.status_code == 403 and "privacy@" in response.content.decode()
+    former.refresh_from_db()
+    assert former.is_active and LogEntry.objects.filter(user=former).exists()
+
+
+def test_staff_cannot_delete_an_account_in_the_admin_bypassing_erasure(client, alice):
+    root = UserFactory(email="root@atelier.local", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    assert client.get(f"/admin/accounts/user/{alice.pk}/delete/").status_code == 403
+    changelist = client.get("/admin/accounts/user/").content.decode()
+    assert "delete_selected" not in changelist
+
+
+def test_admin_log_lines_about_other_rows_lose_the_name_and_ids_keep_their_letters(
+    client, db, django_capture_on_commit_callbacks
+):
+    from django.contrib.admin.models import ADDITION
+
+    ada = UserFactory(email="ada@example.com", display_name="Ada")
+    staff = UserFactory(email="support@atelier.local", is_staff=True)
+    billing.credits_grant_signup_bonus(user=ada)
+    adjustment = billing.credits_adjust(user=ada, amount=5, reason="goodwill for Ada", staff=staff)
+    LogEntry.objects.log_actions(
+        user_id=staff.pk, queryset=CreditAdjustment.objects.filter(pk=adjustment.pk), action_flag=ADDITION
+    )
+    wallet = Wallet.objects.get(user=ada)
+    # A reference whose hex digits spell the name: an id, never a name.
+    LedgerEntry.objects.filter(wallet=wallet, reason="signup_bonus").update(reference="generation:3fadab12-aaaa")
+    reauthenticated(client, ada)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/privacy/delete/", {"confirmation": ada.email})
+
+    entry = LogEntry.objects.get(user=staff)
+    assert "ada@example.com" not in entry.object_repr and "subject:" in entry.object_repr
+    kept = LedgerEntry.objects.filter(wallet=wallet)
+    assert kept.filter(reference="generation:3fadab12-aaaa").exists()
+    assert CreditAdjustment.objects.get(pk=adjustment.pk).reason.startswith("goodwill for subject:")

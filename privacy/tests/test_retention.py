@@ -194,3 +194,31 @@ def test_run_again_on_an_edit_whose_input_was_purged_is_refused_and_charges_noth
     assert "The input picture of this job was removed 90 days after it finished" in page
     assert Generation.objects.filter(owner=alice).count() == 1
     assert Wallet.objects.get(user=alice).balance == balance
+
+
+def test_one_beat_run_works_off_a_backlog_larger_than_a_batch(alice, settings, monkeypatch):
+    settings.PRIVACY_RETENTION_IP_DAYS = 30
+    for i in range(5):
+        ActivityEvent.objects.create(user=alice, kind="sign_in", ip="203.0.113.7", at=days_ago(31 + i))
+    monkeypatch.setattr(retention, "BATCH", 2)
+    done = retention.retention_apply()
+    assert done["ips"] == 5
+    assert not ActivityEvent.objects.filter(ip__isnull=False).exists()
+
+
+def test_history_purge_reaches_everyone_not_only_the_first_people(
+    alice, bob, monkeypatch, django_capture_on_commit_callbacks
+):
+    """With room for one person a run, the next run starts after the last one reached."""
+    capture = django_capture_on_commit_callbacks
+    fund(alice, 5), fund(bob, 5)
+    made = {}
+    for person in (alice, bob):
+        PrivacySettings.objects.create(user=person, history_retention_days=7)
+        made[person.pk] = submit(person, capture, prompt="old")
+    Generation.objects.update(queued_at=days_ago(8))
+    monkeypatch.setattr(retention, "HISTORY_PEOPLE", 1)
+
+    assert retention.retention_history_purge() == 1
+    assert retention.retention_history_purge() == 1
+    assert not Generation.objects.exists()

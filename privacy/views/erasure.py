@@ -30,7 +30,12 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.http import urlencode
 
 from billing.models import Customer
-from privacy.services.erasure import CONFIRMATION_PHRASE, account_erasure_start, confirmation_matches
+from privacy.services.erasure import (
+    CONFIRMATION_PHRASE,
+    account_erasure_start,
+    confirmation_matches,
+    erasable_here,
+)
 
 
 class ErasureConfirmForm(forms.Form):
@@ -87,8 +92,8 @@ def reauthenticated(view):
 @reauthenticated
 def erase(request: HttpRequest) -> HttpResponse:
     """The typed confirmation, then the erasure starts and the person is signed out."""
-    if request.user.is_staff or request.user.is_superuser:
-        return render(request, "privacy/erase_staff.html", status=403)
+    if not erasable_here(user=request.user):
+        return render(request, "privacy/erase_staff.html", {"contact": settings.PRIVACY_CONTACT_EMAIL}, status=403)
     form = ErasureConfirmForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         user = request.user

@@ -435,12 +435,31 @@ def _objects_under(prefix: str) -> list[tuple[str, int]]:
         raise StorageUnavailable(f"list {prefix}: {exc!r}") from exc
 
 
+def _abort_uploads_under(prefix: str) -> int:
+    """S3 keeps the parts of an unfinished multipart upload (an export cut short) out of object
+    listings: abort every one under the prefix, so "nothing is left" is true of them too."""
+    bucket = getattr(default_storage, "bucket", None)
+    if bucket is None:
+        return 0
+    location = (getattr(default_storage, "location", "") or "").strip("/")
+    full = f"{location}/{prefix.rstrip('/')}/" if location else f"{prefix.rstrip('/')}/"
+    aborted = 0
+    try:
+        for upload in bucket.multipart_uploads.filter(Prefix=full):
+            upload.abort()
+            aborted += 1
+    except storage.STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"list uploads {prefix}: {exc!r}") from exc
+    return aborted
+
+
 def _step_storage(run: _Run) -> None:
     """Delete the person's generations the way history deletion does (objects first, then rows),
     then every other object under users/<uuid>/ (exports, kept uploads, anything else), and
     check that nothing is left under the prefix."""
     if run.user is not None:
         generation_services.generation_history_delete(user=run.user, until=timezone.now())
+    _abort_uploads_under(run.prefix)
     for _attempt in range(2):
         remaining = [key for key, _ in _objects_under(run.prefix)]
         if not remaining:
@@ -607,6 +626,10 @@ def _step_receipt_email(run: _Run) -> None:
         subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + "Your account has been deleted"
         try:
             send_mail(subject, receipt_text(receipt), settings.DEFAULT_FROM_EMAIL, [receipt.email])
+        except smtplib.SMTPRecipientsRefused:
+            # The mailbox is gone (often closed along with the account): retrying cannot help, and
+            # keeping the address to retry would keep personal data for nothing.
+            logger.warning("erasure %s: the receipt address was refused; not retried", receipt.uuid)
         except (OSError, smtplib.SMTPException) as exc:
             raise ErasureError(f"could not send the receipt email: {exc!r}") from exc
     ErasureReceipt.objects.filter(pk=receipt.pk).update(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import connection
 
 from privacy.services import erasure as erasure_services
 
@@ -22,20 +24,48 @@ LOCK_SECONDS = 3600
 def erase_account(self, receipt_id: int) -> str:
     """Run or resume one erasure. A step that cannot finish now (storage, Stripe or the provider
     down) is retried with backoff; after the last retry beat's `resume_erasures` picks it up."""
-    lock = f"privacy:erasure:{receipt_id}"
-    if not cache.add(lock, self.request.id or "inline", timeout=LOCK_SECONDS):
-        logger.info("erasure %s is already running", receipt_id)
-        return "running"
-    try:
-        receipt = erasure_services.erasure_run(receipt_id=receipt_id)
-    except Exception as exc:
-        logger.exception("erasure %s stopped; it resumes from its last finished step", receipt_id)
-        if self.request.is_eager:
-            return "failed"
-        raise self.retry(exc=exc, countdown=min(60 * 2**self.request.retries, 3600)) from exc
-    finally:
-        cache.delete(lock)
+    with _run_lock(receipt_id) as held:
+        if not held:
+            logger.info("erasure %s is already running", receipt_id)
+            return "running"
+        try:
+            receipt = erasure_services.erasure_run(receipt_id=receipt_id)
+        except Exception as exc:
+            logger.exception("erasure %s stopped; it resumes from its last finished step", receipt_id)
+            if self.request.is_eager:
+                return "failed"
+            raise self.retry(exc=exc, countdown=min(60 * 2**self.request.retries, 3600)) from exc
     return receipt.status
+
+
+# A number of our own beside the receipt id in PostgreSQL's advisory-lock space ("er").
+_LOCK_CLASS = 0x6572
+
+
+@contextmanager
+def _run_lock(receipt_id: int):
+    """One run per receipt at a time. On PostgreSQL a session advisory lock, which the database
+    drops by itself if the worker dies; elsewhere (SQLite: one process) the cache. Not the cache on
+    PostgreSQL: during a Redis outage it falls back to memory per process, which locks nothing
+    across workers (see config/cache.py)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, receipt_id])
+            held = cursor.fetchone()[0]
+        try:
+            yield held
+        finally:
+            if held:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, receipt_id])
+        return
+    key = f"privacy:erasure:{receipt_id}"
+    held = cache.add(key, "running", timeout=LOCK_SECONDS)
+    try:
+        yield held
+    finally:
+        if held:
+            cache.delete(key)
 
 
 @shared_task

@@ -657,3 +657,58 @@ def test_admin_log_lines_about_other_rows_lose_the_name_and_ids_keep_their_lette
     kept = LedgerEntry.objects.filter(wallet=wallet)
     assert kept.filter(reference="generation:3fadab12-aaaa").exists()
     assert CreditAdjustment.objects.get(pk=adjustment.pk).reason.startswith("goodwill for subject:")
+
+
+def test_an_unfinished_multipart_upload_under_the_prefix_is_aborted(
+    client, alice, s3_storage, django_capture_on_commit_callbacks
+):
+    """An export cut short leaves parts that object listings do not show."""
+    s3, bucket = s3_storage["client"], s3_storage["bucket"]
+    key = f"users/{alice.public_id}/exports/cut-short.zip"
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)
+    s3.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"PK" * 1000)
+    reauthenticated(client, alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/privacy/delete/", {"confirmation": alice.email})
+    assert ErasureReceipt.objects.get().status == ErasureStatus.DONE
+    assert s3.list_multipart_uploads(Bucket=bucket, Prefix=f"users/{alice.public_id}/").get("Uploads", []) == []
+
+
+def test_a_refused_receipt_address_is_not_kept_to_retry(client, alice, monkeypatch, django_capture_on_commit_callbacks):
+    import smtplib
+
+    from privacy.services import erasure as module
+
+    def refuse(*args, **kwargs):
+        raise smtplib.SMTPRecipientsRefused({alice.email: (550, b"mailbox unavailable")})
+
+    monkeypatch.setattr(module, "send_mail", refuse)
+    reauthenticated(client, alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/privacy/delete/", {"confirmation": alice.email})
+    receipt = ErasureReceipt.objects.get()
+    assert receipt.status == ErasureStatus.DONE and receipt.email == ""
+
+
+def test_a_second_run_of_the_same_erasure_waits_its_turn(db):
+    from django.db import connection
+
+    from privacy.tasks import erasure as tasks
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the advisory lock is PostgreSQL's; SQLite runs one process")
+    receipt = ErasureReceipt.objects.create(email="gone@example.com")
+    with tasks._run_lock(receipt.pk) as held:
+        assert held
+        # another worker (another database session) is refused while this one holds it
+        from django.db import connections
+
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [tasks._LOCK_CLASS, receipt.pk])
+                assert cursor.fetchone()[0] is False
+        finally:
+            other.close()
+    with tasks._run_lock(receipt.pk) as held_again:
+        assert held_again  # released at the end of the run

@@ -232,3 +232,31 @@ def replicate_api(replicate_server):
 
 
 __all__ = ["REQUIRE_SERVICES"]
+
+
+# --- Google (OAuth) ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_google(settings, monkeypatch):
+    """Google's OAuth endpoints answered by a local server; allauth configured for it."""
+    from allauth.socialaccount.providers.google.views import GoogleOAuth2Adapter
+
+    from tests.fakes.google import FakeGoogle
+
+    google = FakeGoogle(client_id="atelier-test.apps.googleusercontent.com", client_secret="shh").start()
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "google": {
+            **settings.SOCIALACCOUNT_PROVIDERS["google"],
+            "APPS": [{"client_id": google.client_id, "secret": google.client_secret, "key": ""}],
+        }
+    }
+    monkeypatch.setattr(GoogleOAuth2Adapter, "authorize_url", f"{google.url}/o/oauth2/v2/auth")
+    monkeypatch.setattr(GoogleOAuth2Adapter, "access_token_url", f"{google.url}/token")
+    monkeypatch.setattr(GoogleOAuth2Adapter, "identity_url", f"{google.url}/oauth2/v2/userinfo")
+    directives = settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]
+    settings.CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {**directives, "form-action": [*directives["form-action"], google.url]}
+    }
+    yield google
+    google.stop()

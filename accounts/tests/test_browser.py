@@ -6,7 +6,6 @@ import datetime as dt
 import re
 
 import pytest
-from allauth.socialaccount.providers.google.views import GoogleOAuth2Adapter
 from django.conf import settings
 from django.core import mail
 from django.utils import timezone
@@ -14,7 +13,6 @@ from django.utils import timezone
 from accounts.models import User
 from tests.browser import screenshot
 from tests.factories import PASSWORD
-from tests.fakes.google import FakeGoogle
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -108,27 +106,6 @@ def test_sign_up_errors_show_beside_the_fields(page):
     assert page.get_by_text("You need to accept the privacy policy to continue.").is_visible()
     screenshot(page, "signup-errors")
     assert not User.objects.exists()
-
-
-@pytest.fixture
-def fake_google(settings, monkeypatch):
-    """Google's OAuth endpoints answered by a local server; allauth configured for it."""
-    google = FakeGoogle(client_id="atelier-test.apps.googleusercontent.com", client_secret="shh").start()
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "google": {
-            **settings.SOCIALACCOUNT_PROVIDERS["google"],
-            "APPS": [{"client_id": google.client_id, "secret": google.client_secret, "key": ""}],
-        }
-    }
-    monkeypatch.setattr(GoogleOAuth2Adapter, "authorize_url", f"{google.url}/o/oauth2/v2/auth")
-    monkeypatch.setattr(GoogleOAuth2Adapter, "access_token_url", f"{google.url}/token")
-    monkeypatch.setattr(GoogleOAuth2Adapter, "identity_url", f"{google.url}/oauth2/v2/userinfo")
-    directives = settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]
-    settings.CONTENT_SECURITY_POLICY = {
-        "DIRECTIVES": {**directives, "form-action": [*directives["form-action"], google.url]}
-    }
-    yield google
-    google.stop()
 
 
 def test_google_sign_in_asks_for_age_and_policy_then_signs_in(page, fake_google):

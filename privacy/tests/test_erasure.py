@@ -17,7 +17,6 @@ import pytest
 import requests
 import stripe
 from allauth.socialaccount.models import SocialAccount
-from allauth.socialaccount.providers.google.views import GoogleOAuth2Adapter
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.sessions.models import Session
@@ -62,7 +61,6 @@ from privacy.services import erasure as erasure_services
 from privacy.services.activity import activity_record
 from privacy.tasks.erasure import resume_erasures
 from tests.factories import PASSWORD, UserFactory
-from tests.fakes.google import FakeGoogle
 
 pytestmark = pytest.mark.django_db
 
@@ -448,23 +446,6 @@ def test_at_once_the_account_is_closed_every_session_ends_and_running_jobs_are_c
     login = fresh.post("/accounts/login/", {"login": alice.email, "password": PASSWORD})
     assert "_auth_user_id" not in fresh.session
     assert login.status_code in (200, 302) and fresh.get("/privacy/").status_code == 302
-
-
-@pytest.fixture
-def fake_google(settings, monkeypatch):
-    """Google's OAuth endpoints answered by a local server; allauth configured for it."""
-    google = FakeGoogle(client_id="atelier-test.apps.googleusercontent.com", client_secret="shh").start()
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "google": {
-            **settings.SOCIALACCOUNT_PROVIDERS["google"],
-            "APPS": [{"client_id": google.client_id, "secret": google.client_secret, "key": ""}],
-        }
-    }
-    monkeypatch.setattr(GoogleOAuth2Adapter, "authorize_url", f"{google.url}/o/oauth2/v2/auth")
-    monkeypatch.setattr(GoogleOAuth2Adapter, "access_token_url", f"{google.url}/token")
-    monkeypatch.setattr(GoogleOAuth2Adapter, "identity_url", f"{google.url}/oauth2/v2/userinfo")
-    yield google
-    google.stop()
 
 
 def test_a_google_only_account_confirms_with_a_fresh_google_sign_in(client, db, fake_google):

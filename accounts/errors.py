@@ -7,3 +7,23 @@ class AccountsError(Exception):
 
 class UnderMinimumAge(AccountsError):
     """The person is younger than the minimum age; no account may be created."""
+
+
+class AccountPausedForApi(AccountsError):
+    """The key is valid but its owner paused their account (restriction of processing): the API
+    answers 403 with this message instead of acting."""
+
+    def __init__(self, message: str | None = None):
+        super().__init__(
+            message
+            or "Your account is paused: Atelier does not act on it through the API until you resume it "
+            "on the privacy centre."
+        )
+
+
+class ApiKeyInvalid(AccountsError):
+    """A key form field that can't be accepted (no name, no scope)."""
+
+
+class ApiScopeMissing(AccountsError):
+    """The key is valid but was not given the scope this call needs: 403."""

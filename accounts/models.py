@@ -100,3 +100,39 @@ class User(AbstractBaseUser, PermissionsMixin):
         who accepted an older version sees the notice (privacy/_policy_notice.html) until they
         accept the new one."""
         return self.has_passed_gate and self.policy_version == current_policy_version()
+
+
+class ApiScope(models.TextChoices):
+    READ = "read", "Read (account, models, your generations)"
+    GENERATE = "generate", "Generate (spends credits)"
+
+
+class ApiKey(models.Model):
+    """A key a program uses to call the API for its owner (`Authorization: Bearer atl_…`).
+
+    Only a SHA-256 of the secret is stored (the secret is 32 random bytes, so a slow hash adds
+    nothing); the plaintext is shown once, at creation. `prefix` is the visible start of the key
+    (`atl_` + 8 characters) that finds the row and lets the owner tell keys apart."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="apikey_owner_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes

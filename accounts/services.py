@@ -168,3 +168,109 @@ def demo_samples_ensure(*, user: User) -> int:
             else:
                 logger.warning("demo sample %s ended %s: %s", slug, generation.status, generation.error_message)
     return finished
+
+
+# --- API keys ------------------------------------------------------------------------------------
+
+API_KEY_PREFIX = "atl_"
+# last_used_at is written at most this often per key: a busy key costs one UPDATE a minute.
+API_KEY_TOUCH_EVERY = dt.timedelta(minutes=1)
+
+
+def _api_key_hash(secret: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(*, user: User, name: str, scopes, request=None):
+    """Create a key for `user`; returns (ApiKey, plaintext). The plaintext `atl_<8>_<secret>` is
+    never stored (only the SHA-256 of its secret part) and can't be shown again."""
+    import secrets
+
+    from accounts.errors import ApiKeyInvalid
+    from accounts.models import ApiKey, ApiScope
+    from accounts.signals import api_key_created
+
+    name = (name or "").strip()
+    if not name:
+        raise ApiKeyInvalid("Give the key a name, so you can tell it apart later.")
+    chosen = [s.value for s in ApiScope if s.value in set(scopes or ())]
+    if not chosen:
+        raise ApiKeyInvalid("Choose at least one scope.")
+    while True:
+        prefix = API_KEY_PREFIX + secrets.token_hex(4)
+        if not ApiKey.objects.filter(prefix=prefix).exists():
+            break
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        owner=user, name=name[:80], prefix=prefix, secret_hash=_api_key_hash(secret), scopes=chosen
+    )
+    api_key_created.send(sender=ApiKey, user=user, key=key, request=request)
+    return key, f"{prefix}_{secret}"
+
+
+@transaction.atomic
+def api_key_revoke(*, user: User, key, request=None) -> bool:
+    """Revoke one of the person's keys (a conditional update: revoking twice records once).
+    Returns whether this call revoked it. The caller finds the key among the owner's own."""
+    from accounts.models import ApiKey
+    from accounts.signals import api_key_revoked
+
+    if key.owner_id != user.pk:
+        raise ApiKey.DoesNotExist
+    now = timezone.now()
+    done = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if done:
+        key.revoked_at = now
+        api_key_revoked.send(sender=ApiKey, user=user, key=key, request=request)
+    return bool(done)
+
+
+def api_keys_revoke_all(*, user: User) -> int:
+    """Revoke every live key of the person at once (erasure). No events: the log goes too."""
+    from accounts.models import ApiKey
+
+    return ApiKey.objects.filter(owner=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def api_key_authenticate(*, token: str):
+    """The live key for a presented token, or None (unknown, wrong secret, revoked, owner
+    inactive). A paused owner raises AccountPausedForApi so the API can say why it refuses."""
+    import hmac
+
+    from django.db.models import Q
+
+    from accounts.errors import AccountPausedForApi
+    from accounts.models import ApiKey
+
+    token = (token or "").strip()
+    # `atl_` + 8 hex characters, `_`, then the secret (which may itself hold `_` and `-`).
+    size = len(API_KEY_PREFIX) + 8
+    prefix, sep, secret = token[:size], token[size : size + 1], token[size + 1 :]
+    if not prefix.startswith(API_KEY_PREFIX) or sep != "_" or not secret:
+        return None
+    key = ApiKey.objects.select_related("owner").filter(prefix=prefix, revoked_at__isnull=True).first()
+    if key is None or not hmac.compare_digest(key.secret_hash, _api_key_hash(secret)):
+        return None
+    if not key.owner.is_active:
+        return None
+    if key.owner.is_paused:
+        raise AccountPausedForApi()
+    now = timezone.now()
+    if key.last_used_at is None or key.last_used_at < now - API_KEY_TOUCH_EVERY:
+        # Conditional: of many concurrent requests, one writes.
+        ApiKey.objects.filter(pk=key.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - API_KEY_TOUCH_EVERY)
+        ).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def api_key_scope_check(*, key, scope: str) -> None:
+    """Raise ApiScopeMissing unless the key carries `scope` (e.g. `generate` for spending calls)."""
+    from accounts.errors import ApiScopeMissing
+
+    if not key.has_scope(scope):
+        raise ApiScopeMissing(f"This API key lacks the '{scope}' scope.")

@@ -21,6 +21,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
     path("privacy/", include("privacy.urls")),
+    path("developers/", include("accounts.urls_developers")),
     path("billing/", include("billing.urls")),
     path("pricing/", billing_views.pricing, name="pricing"),
     path("webhooks/stripe/", billing_views.stripe_webhook, name="stripe_webhook"),

@@ -11,7 +11,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.db import transaction
 from django.dispatch import receiver
 
-from accounts.signals import terms_accepted
+from accounts.signals import api_key_created, api_key_revoked, terms_accepted
 from billing.signals import account_flag_changed, credits_adjusted_by_staff
 from generation.signals import deletion_requested
 from privacy.models import ActivityKind, PolicyAcceptance, PolicyVersion
@@ -80,3 +80,11 @@ def record_staff_credits(sender, adjustment, staff, **kwargs) -> None:
 def record_account_flag(sender, user, flagged, reason, staff=None, **kwargs) -> None:
     kind = ActivityKind.STAFF_ACCOUNT_FLAGGED if flagged else ActivityKind.STAFF_ACCOUNT_UNFLAGGED
     activity_record(user=user, kind=kind, actor=staff, reason=reason)
+
+
+@receiver(api_key_created, dispatch_uid="privacy.api_key_created")
+@receiver(api_key_revoked, dispatch_uid="privacy.api_key_revoked")
+def record_api_key(sender, user, key, request=None, **kwargs) -> None:
+    """Keys are named by their visible prefix and name, never by their secret."""
+    kind = ActivityKind.API_KEY_CREATED if kwargs["signal"] is api_key_created else ActivityKind.API_KEY_REVOKED
+    activity_record(user=user, kind=kind, request=_real(request), prefix=key.prefix, name=key.name)

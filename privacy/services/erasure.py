@@ -136,8 +136,10 @@ def credentials_revoke(*, user) -> int:
     SOCIALACCOUNT_STORE_TOKENS is off); API keys and OAuth access/refresh tokens of Atelier's own
     API (issue 12) are revoked here too when they exist.
     """
+    from accounts.services import api_keys_revoke_all
+
     revoked, _ = SocialToken.objects.filter(account__user=user).delete()
-    return revoked
+    return revoked + api_keys_revoke_all(user=user)
 
 
 @transaction.atomic

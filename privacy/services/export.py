@@ -639,6 +639,7 @@ EXPORTED: dict[str, tuple[str, str]] = {
     "accounts.User_user_permissions": ("profile.permissions", "user"),
     "account.EmailAddress": ("email_addresses", "user"),
     "socialaccount.SocialAccount": ("connected_accounts", "user"),
+    "accounts.ApiKey": ("api_keys", "owner"),
     "generation.Generation": ("generations", "owner"),
     "generation.Asset": ("generations[].assets", "generation__owner"),
     "generation.PendingUpload": ("kept_uploads", "owner"),
@@ -783,6 +784,21 @@ def _data_json_text(export: DataExport, plan: Plan, missing: set[str]) -> Iterat
             "profile_data": _clean_extra(a.extra_data or {}),
         }
         for a in SocialAccount.objects.filter(user=user).order_by("date_joined")
+    )
+    # API keys without their secrets (only a hash is stored; it is left out too).
+    from accounts.models import ApiKey
+
+    yield ',"api_keys":'
+    yield from _array(
+        {
+            "name": k.name,
+            "prefix": k.prefix,
+            "scopes": list(k.scopes),
+            "created_at": _iso(k.created_at),
+            "last_used_at": _iso(k.last_used_at),
+            "revoked_at": _iso(k.revoked_at),
+        }
+        for k in ApiKey.objects.filter(owner=user).order_by("created_at", "id")
     )
 
     consents = {

@@ -137,6 +137,9 @@ def fill_account(user, capture, *, staff=None) -> dict:
     ConsentEvent.objects.create(user=user, kind="training", granted=True, wording_version="1", method="privacy_centre")
     PrivacySettings.objects.update_or_create(user=user, defaults={"history_retention_days": 30})
     activity_record(user=user, kind=ActivityKind.SIGN_IN, device="Firefox on Linux")
+    from accounts.services import api_key_create  # an API key (issue 12): revoked, then gone
+
+    api_key_create(user=user, name=f"{user.email} script", scopes=["read", "generate"])
     SocialAccount.objects.create(
         user=user, provider="google", uid=f"google-{user.pk}", extra_data={"email": user.email}
     )

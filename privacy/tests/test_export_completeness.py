@@ -100,6 +100,7 @@ def everything(alice, django_capture_on_commit_callbacks):
     """A person with at least one row in every exported model."""
     from allauth.socialaccount.models import SocialAccount
 
+    from accounts.services import api_key_create
     from billing.models import (
         CheckoutKind,
         CheckoutSession,
@@ -121,6 +122,7 @@ def everything(alice, django_capture_on_commit_callbacks):
         user=alice, plan=Plan.objects.first(), stripe_subscription_id="sub_1", status=SubscriptionStatus.ACTIVE
     )
     CheckoutSession.objects.create(user=alice, stripe_session_id="cs_1", kind=CheckoutKind.PLAN)
+    api_key_create(user=alice, name="My GPT", scopes=["read"])
     policy = PolicyVersion.objects.get_or_create(version="2026-11-01", defaults={"body": "Policy"})[0]
     PolicyAcceptance.objects.get_or_create(user=alice, policy=policy)
     PolicyNotice.objects.create(user=alice, policy=policy)

@@ -47,10 +47,28 @@ class AgeGateFields(forms.Form):
         required=True,
         error_messages={"required": "You need to accept the privacy policy to continue."},
     )
+    # The version the label named when the form was shown: an acceptance is recorded for the text
+    # the person saw, and a version that took effect meanwhile is shown and asked for again.
+    policy_version = forms.CharField(widget=forms.HiddenInput, required=False, max_length=32)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["accept_policy"].label = _policy_label()
+        self.fields["policy_version"].initial = current_policy_version()
+
+    def clean_policy_version(self) -> str:
+        shown = self.cleaned_data.get("policy_version") or ""
+        current = current_policy_version()
+        if shown and shown != current:
+            # The new label (current version) and initial go out with the form again.
+            self.data = self.data.copy()
+            self.data[self.add_prefix("policy_version")] = current
+            self.data.pop(self.add_prefix("accept_policy"), None)
+            raise forms.ValidationError(
+                f"The privacy policy changed to version {current} while this page was open. "
+                "Please read it and tick the box again."
+            )
+        return current
 
     def clean_birth_date(self) -> dt.date:
         birth_date = self.cleaned_data["birth_date"]

@@ -78,6 +78,22 @@ def test_signup_without_policy_acceptance_is_refused(client):
     assert not User.objects.exists()
 
 
+def test_a_policy_version_that_took_effect_while_the_form_was_open_is_asked_for_again(client):
+    """The acceptance is recorded for the text the person saw; a newer one is shown instead."""
+    shown = client.get(reverse("account_signup")).content.decode()
+    assert f'name="policy_version" value="{settings.PRIVACY_POLICY_VERSION}"' in shown
+
+    response = client.post(reverse("account_signup"), signup_data(policy_version="2020-01-01"))
+
+    page = response.content.decode()
+    assert response.status_code == 200 and "changed to version" in page
+    assert f'name="policy_version" value="{settings.PRIVACY_POLICY_VERSION}"' in page
+    assert not User.objects.exists()
+
+    client.post(reverse("account_signup"), signup_data(policy_version=settings.PRIVACY_POLICY_VERSION))
+    assert User.objects.get().policy_version == settings.PRIVACY_POLICY_VERSION
+
+
 def test_future_birth_date_is_refused(client):
     tomorrow = (timezone.localdate() + dt.timedelta(days=1)).isoformat()
     response = client.post(reverse("account_signup"), signup_data(birth_date=tomorrow))

@@ -61,6 +61,7 @@ from privacy.services import erasure as erasure_services
 from privacy.services.activity import activity_record
 from privacy.tasks.erasure import resume_erasures
 from tests.factories import PASSWORD, UserFactory
+from tests.fakes import stripe_shapes as shapes
 
 pytestmark = pytest.mark.django_db
 
@@ -287,11 +288,15 @@ def test_erasure_deletes_everything_keeps_money_records_anonymized_and_sends_the
     assert [f for f in found if f not in ALLOWED_AFTER_ERASURE] == []
 
     # Stripe tells us about the deletion afterwards (with the email in it): beat redacts it.
-    deleted_customer = {"id": customer_id, "object": "customer", "deleted": True, "email": "alice@example.com"}
+    # Stripe's whole Customer, as the event sends it (email, name, phone, address filled).
+    deleted_customer = shapes.customer(id=customer_id, email=alice.email, name="Alice Example", deleted=True)
     send(client, payments.event("customer.deleted", deleted_customer), capture)
-    assert scan_database(alice.pk, [alice.email]) == ["billing_stripeevent.payload contains alice@example.com"]
+    assert scan_database(alice.pk, [alice.email, "Alice Example"]) == [
+        "billing_stripeevent.payload contains alice@example.com",
+        "billing_stripeevent.payload contains Alice Example",
+    ]
     resume_erasures()
-    assert scan_database(alice.pk, [alice.email]) == []
+    assert scan_database(alice.pk, [alice.email, "Alice Example"]) == []
 
     # Bob is untouched.
     bob.refresh_from_db()

@@ -372,6 +372,24 @@ def checkout_session(
     return obj
 
 
+def customer(*, id: str, email: str, name: str = "", deleted: bool = False) -> dict:
+    """A Customer as the API sends it (`customer.deleted` carries the whole object as it was),
+    with the personal fields a real one has filled."""
+    obj = _base("customer")
+    obj.update(
+        id=id,
+        email=email,
+        name=name or None,
+        phone="+44 20 7946 0958",
+        address={**obj["address"], "city": "London", "country": "GB", "line1": "1 Example Street"},
+        created=int(time.time()) - 30 * DAY,
+        discount=None,
+    )
+    if deleted:
+        obj["deleted"] = True
+    return obj
+
+
 def event(type: str, obj: dict, *, id: str | None = None, created: int | None = None) -> dict:
     evt = _base("event")
     evt.update(

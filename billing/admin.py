@@ -21,17 +21,7 @@ from billing.models import (
 )
 from billing.services import credits_adjust
 from billing.services.payments import stripe_event_process
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from config.admin import ReadOnlyAdmin
 
 
 class LedgerInline(admin.TabularInline):

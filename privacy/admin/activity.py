@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from config.admin import ReadOnlyAdmin
 from privacy.models import ActivityEvent
 
 
 @admin.register(ActivityEvent)
-class ActivityEventAdmin(admin.ModelAdmin):
+class ActivityEventAdmin(ReadOnlyAdmin):  # staff with the view permission read the detail page
     list_display = ("at", "user", "kind", "actor", "device", "ip")
     list_filter = ("kind", ("actor", admin.EmptyFieldListFilter))
     search_fields = ("user__email", "actor__email")
@@ -18,12 +19,3 @@ class ActivityEventAdmin(admin.ModelAdmin):
     ordering = ("-at", "-id")
     readonly_fields = ("user", "kind", "at", "actor", "ip", "device", "detail")
     show_full_result_count = False  # the log grows large; skip the extra COUNT(*)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # staff with the view permission read the detail page
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -209,6 +209,60 @@ def keys_under(prefix: str) -> set[str]:
     return {f"{prefix}/{name}" for name in files}
 
 
+def _bucket_prefix(prefix: str) -> tuple[object, str, str]:
+    """For S3: the bucket, the storage's location ("" or "media") and the full key prefix of
+    `prefix` as a folder ("media/users/<uuid>/"). (None, "", "") for other storages."""
+    bucket = getattr(default_storage, "bucket", None)
+    if bucket is None:
+        return None, "", ""
+    location = (getattr(default_storage, "location", "") or "").strip("/")
+    folder = f"{prefix.rstrip('/')}/"
+    return bucket, location, f"{location}/{folder}" if location else folder
+
+
+def objects_under(prefix: str) -> list[tuple[str, int]]:
+    """(key, size) of every object under `prefix`, at any depth (keys_under looks one level
+    down). Raises StorageUnavailable when the listing fails."""
+    prefix = prefix.rstrip("/")
+    bucket, location, full = _bucket_prefix(prefix)
+    try:
+        if bucket is not None:  # S3: one listing gives keys and sizes, 1,000 at a time
+            return [
+                (obj.key[len(location) + 1 :] if location else obj.key, obj.size)
+                for obj in bucket.objects.filter(Prefix=full)
+            ]
+        found: list[tuple[str, int]] = []
+        pending = [prefix]
+        while pending:
+            current = pending.pop()
+            try:
+                dirs, files = default_storage.listdir(current)
+            except FileNotFoundError:
+                continue
+            pending.extend(f"{current}/{name}" for name in dirs)
+            found.extend((f"{current}/{name}", default_storage.size(f"{current}/{name}")) for name in files)
+        return found
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"list {prefix}: {exc!r}") from exc
+
+
+def uploads_abort_under(prefix: str) -> int:
+    """S3 keeps the parts of an unfinished multipart upload (an export cut short) out of object
+    listings: abort every one under the prefix, so "nothing is left" is true of them too.
+    Returns how many went (always 0 for other storages)."""
+    bucket, _, full = _bucket_prefix(prefix)
+    if bucket is None:
+        return 0
+    aborted = 0
+    try:
+        for upload in bucket.multipart_uploads.filter(Prefix=full):
+            upload.abort()
+            aborted += 1
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"list uploads {prefix}: {exc!r}") from exc
+    return aborted
+
+
 def _is_local() -> bool:
     return isinstance(default_storage, FileSystemStorage)
 

@@ -39,7 +39,6 @@ from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.sessions.models import Session
-from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q, TextField
@@ -238,7 +237,7 @@ def _step_inventory(run: _Run) -> dict:
     user = run.user
     if user is None:
         raise ErasureError("the user row is gone before the inventory was taken")
-    objects = _objects_under(f"users/{user.public_id}")
+    objects = storage.objects_under(f"users/{user.public_id}")
     wallet = Wallet.objects.filter(user=user).first()
     customer = Customer.objects.filter(user=user).first()
     deleted = {
@@ -410,64 +409,19 @@ def _step_stripe(run: _Run) -> None:
 # storage -------------------------------------------------------------------------------------------------
 
 
-def _objects_under(prefix: str) -> list[tuple[str, int]]:
-    """(key, size) of every object under `prefix`, at any depth."""
-    prefix = prefix.rstrip("/")
-    bucket = getattr(default_storage, "bucket", None)
-    try:
-        if bucket is not None:  # S3: one listing gives keys and sizes, 1,000 at a time
-            location = (getattr(default_storage, "location", "") or "").strip("/")
-            full = f"{location}/{prefix}/" if location else f"{prefix}/"
-            return [
-                (obj.key[len(location) + 1 :] if location else obj.key, obj.size)
-                for obj in bucket.objects.filter(Prefix=full)
-            ]
-        found: list[tuple[str, int]] = []
-        pending = [prefix]
-        while pending:
-            current = pending.pop()
-            try:
-                dirs, files = default_storage.listdir(current)
-            except FileNotFoundError:
-                continue
-            pending.extend(f"{current}/{name}" for name in dirs)
-            found.extend((f"{current}/{name}", default_storage.size(f"{current}/{name}")) for name in files)
-        return found
-    except storage.STORAGE_ERRORS as exc:
-        raise StorageUnavailable(f"list {prefix}: {exc!r}") from exc
-
-
-def _abort_uploads_under(prefix: str) -> int:
-    """S3 keeps the parts of an unfinished multipart upload (an export cut short) out of object
-    listings: abort every one under the prefix, so "nothing is left" is true of them too."""
-    bucket = getattr(default_storage, "bucket", None)
-    if bucket is None:
-        return 0
-    location = (getattr(default_storage, "location", "") or "").strip("/")
-    full = f"{location}/{prefix.rstrip('/')}/" if location else f"{prefix.rstrip('/')}/"
-    aborted = 0
-    try:
-        for upload in bucket.multipart_uploads.filter(Prefix=full):
-            upload.abort()
-            aborted += 1
-    except storage.STORAGE_ERRORS as exc:
-        raise StorageUnavailable(f"list uploads {prefix}: {exc!r}") from exc
-    return aborted
-
-
 def _step_storage(run: _Run) -> None:
     """Delete the person's generations the way history deletion does (objects first, then rows),
     then every other object under users/<uuid>/ (exports, kept uploads, anything else), and
     check that nothing is left under the prefix."""
     if run.user is not None:
         generation_services.generation_history_delete(user=run.user, until=timezone.now())
-    _abort_uploads_under(run.prefix)
+    storage.uploads_abort_under(run.prefix)
     for _attempt in range(2):
-        remaining = [key for key, _ in _objects_under(run.prefix)]
+        remaining = [key for key, _ in storage.objects_under(run.prefix)]
         if not remaining:
             return
         storage.delete_keys(remaining)
-    left = _objects_under(run.prefix)
+    left = storage.objects_under(run.prefix)
     if left:
         raise StorageUnavailable(f"{len(left)} objects are still under {run.prefix}/")
 

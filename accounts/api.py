@@ -14,10 +14,30 @@ from accounts.services import api_key_authenticate, api_key_scope_check
 router = Router(tags=["account"])
 
 
-class ApiKeyAuth(HttpBearer):
-    """`Authorization: Bearer atl_…`: an API key carrying `scope`. On success `request.auth` is
-    the key's owner (as with a session) and `request.api_key` the key. A key that is unknown or
-    revoked, or whose owner is inactive, is refused like no key at all (401); a paused owner or a
+def bearer_authenticate(*, request: HttpRequest, token: str, scope: str):
+    """The one check of an `Authorization: Bearer` credential, for the API and /mcp alike: an
+    Atelier API key (`atl_…`) or an OAuth access token issued by our authorization server, with
+    the same scopes (read, generate). Returns the owner, or None for an unknown, revoked or expired
+    credential (401). Raises AccountPausedForApi (paused owner) or ApiScopeMissing (403).
+
+    On success `request.api_key` (a key) or `request.oauth_token` (an OAuth access token) says
+    which credential acted."""
+    if token.startswith("atl_"):
+        key = api_key_authenticate(token=token)  # raises AccountPausedForApi
+        if key is None:
+            return None
+        api_key_scope_check(key=key, scope=scope)  # raises ApiScopeMissing
+        request.api_key = key
+        return key.owner
+    from atelier_oauth.services import access_token_authenticate
+
+    return access_token_authenticate(request=request, token=token, scope=scope)
+
+
+class BearerAuth(HttpBearer):
+    """`Authorization: Bearer …`: an API key or an OAuth access token carrying `scope`. On
+    success `request.auth` is the owner (as with a session). A credential that is unknown, revoked
+    or expired, or whose owner is inactive, is refused like none at all (401); a paused owner or a
     missing scope is a 403 with the reason (see `api_errors_install`)."""
 
     openapi_scheme = "bearer"
@@ -27,12 +47,7 @@ class ApiKeyAuth(HttpBearer):
         self.scope = scope
 
     def authenticate(self, request: HttpRequest, token: str):
-        key = api_key_authenticate(token=token)  # raises AccountPausedForApi
-        if key is None:
-            return None
-        api_key_scope_check(key=key, scope=self.scope)  # raises ApiScopeMissing
-        request.api_key = key
-        return key.owner
+        return bearer_authenticate(request=request, token=token, scope=self.scope)
 
 
 def api_errors_install(api) -> None:
@@ -54,7 +69,8 @@ def api_errors_install(api) -> None:
         return api.create_response(request, {"detail": str(exc), "reason": "scope_missing"}, status=403)
 
 
-read_auth = [django_auth, ApiKeyAuth(ApiScope.READ)]
+read_auth = [django_auth, BearerAuth(ApiScope.READ)]
+generate_auth = [django_auth, BearerAuth(ApiScope.GENERATE)]
 
 
 class MeOut(Schema):

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from config.errors import ApplicationError
 
-class AccountsError(Exception):
+
+class AccountsError(ApplicationError):
     """Base class for errors the accounts services raise on purpose."""
 
 
@@ -12,6 +14,9 @@ class UnderMinimumAge(AccountsError):
 class AccountPausedForApi(AccountsError):
     """The key is valid but its owner paused their account (restriction of processing): the API
     answers 403 with this message instead of acting."""
+
+    status = 403
+    type = "account_paused"
 
     def __init__(self, message: str | None = None):
         super().__init__(
@@ -24,6 +29,12 @@ class AccountPausedForApi(AccountsError):
 class ApiKeyInvalid(AccountsError):
     """A key form field that can't be accepted (no name, no scope)."""
 
+    status = 422
+    type = "invalid_input"
+
 
 class ApiScopeMissing(AccountsError):
     """The key is valid but was not given the scope this call needs: 403."""
+
+    status = 403
+    type = "insufficient_scope"

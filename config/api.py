@@ -6,6 +6,7 @@ from ninja import NinjaAPI
 
 from accounts.api import api_errors_install
 from accounts.api import router as accounts_router
+from apiv1.api import router as apiv1_router
 
 api = NinjaAPI(
     title="Atelier API",
@@ -14,4 +15,5 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_router("/", accounts_router)
+api.add_router("/", apiv1_router)
 api_errors_install(api)

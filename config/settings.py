@@ -93,10 +93,15 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.google",
     "ninja",
+    "oauth2_provider",
     "accounts",
     "generation",
     "billing",
     "privacy",
+    "apiv1",
+    "atelier_oauth",
+    "mcpserver",
+    "developers",
 ]
 
 MIDDLEWARE = [
@@ -458,6 +463,45 @@ INPUT_URL_ALLOWED_PRIVATE_HOSTS: list[str] = env.list("INPUT_URL_ALLOWED_PRIVATE
 # counted in the shared cache by django-ratelimit; rates like "30/m" (s, m, h, d).
 GENERATION_SUBMIT_RATE_PER_USER = env.str("GENERATION_SUBMIT_RATE_PER_USER", default="30/m")
 GENERATION_SUBMIT_RATE_PER_IP = env.str("GENERATION_SUBMIT_RATE_PER_IP", default="60/m")
+
+# --- assistants' door (issue 12): API v1, OAuth 2.1, MCP, developer webhooks -----------------------
+
+# Prompts and parameters of generations made through a GPT Action or an MCP client are blanked
+# this many days after they were asked for (privacy retention), unless the person keeps them.
+ASSISTANT_PROMPT_RETENTION_DAYS = env.int("ASSISTANT_PROMPT_RETENTION_DAYS", default=30)
+# django-oauth-toolkit: authorization code + PKCE S256 only, rotating refresh tokens.
+OAUTH2_PROVIDER = {
+    "SCOPES": {
+        "read": "See your account, credits and generations",
+        "generate": "Start generations that spend your credits",
+    },
+    "DEFAULT_SCOPES": ["read"],
+    "PKCE_REQUIRED": True,
+    "ALLOWED_GRANT_TYPES": ["authorization_code", "refresh_token"],
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=3600),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_REFRESH_TOKEN_SECONDS", default=60 * 60 * 24 * 30),
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REQUEST_APPROVAL_PROMPT": "force",
+    # RFC 9700 (OAuth 2.0 Security BCP) behaviour now rather than at DOT 4.0: no implicit or password
+    # grant, S256 only, tokens never in the query string, `iss` in the authorization response,
+    # tokens stored hashed; and misconfiguration fails `check --deploy`.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # `http` stays allowed for native MCP clients' loopback callbacks (RFC 8252: Claude Code,
+    # Cursor, the MCP SDK); registration refuses http for any host but 127.0.0.1/[::1]/localhost
+    # (atelier_oauth), hence W008 is silenced below.
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+}
+SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
+
 # Replicate: switched on by the token. Webhooks go to WEBHOOK_BASE_URL (default SITE_URL).
 REPLICATE_API_TOKEN = env.str("REPLICATE_API_TOKEN", default="")
 REPLICATE_BASE_URL = env.str("REPLICATE_BASE_URL", default="")

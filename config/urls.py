@@ -21,7 +21,13 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
     path("privacy/", include("privacy.urls")),
-    path("developers/", include("accounts.urls_developers")),
+    path("developers/", include("developers.urls")),
+    # OAuth 2.1 authorization server (atelier_oauth) and its RFC 8414 / RFC 9728 metadata.
+    path("oauth/", include("atelier_oauth.urls")),
+    path(".well-known/", include("atelier_oauth.urls_well_known")),
+    # The MCP server (streamable HTTP at /mcp) and the API's signed 3D viewer page.
+    path("", include("mcpserver.urls")),
+    path("", include("apiv1.urls")),
     path("billing/", include("billing.urls")),
     path("pricing/", billing_views.pricing, name="pricing"),
     path("webhooks/stripe/", billing_views.stripe_webhook, name="stripe_webhook"),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from config.errors import ApplicationError
 
-class GenerationError(Exception):
+
+class GenerationError(ApplicationError):
     """Base class. `str(exc)` is a sentence we can show to the person."""
 
 
@@ -12,6 +14,9 @@ class InvalidInput(GenerationError):
 
     `field` names the form field the message belongs beside, when there is one.
     """
+
+    status = 422
+    type = "invalid_input"
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -22,6 +27,9 @@ class AccountPaused(InvalidInput):
     """The person paused their account (privacy centre, "Pause my account"): no new jobs until
     they resume. A kind of InvalidInput, so every place that shows a refused submit shows it."""
 
+    status = 403
+    type = "account_paused"
+
     def __init__(self) -> None:
         super().__init__("Your account is paused, so no new generations can start. Resume it in the privacy centre.")
 
@@ -29,9 +37,15 @@ class AccountPaused(InvalidInput):
 class NotAllowed(GenerationError):
     """The action does not fit the generation's state (e.g. cancelling a finished job)."""
 
+    status = 409
+    type = "conflict"
+
 
 class ProviderError(GenerationError):
     """The provider failed. `retryable` says whether trying again later may help."""
+
+    status = 502
+    type = "provider_error"
 
     def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None, detail: str = ""):
         super().__init__(message)
@@ -42,6 +56,9 @@ class ProviderError(GenerationError):
 
 class StorageUnavailable(ProviderError):
     """Our own storage (S3 or disk) failed; worth retrying, and nothing was charged for a submit."""
+
+    status = 503
+    type = "storage_unavailable"
 
     def __init__(self, detail: str):
         super().__init__(
@@ -58,6 +75,7 @@ class SubmitRateLimited(GenerationError):
     """
 
     status = 429
+    type = "rate_limited"
 
     def __init__(self, *, retry_after: int):
         seconds = max(1, int(retry_after))

@@ -63,6 +63,19 @@ class CatalogEntry(models.Model):
         return self.provider == Provider.LOCAL
 
 
+class Source(models.TextChoices):
+    """Where a generation was asked for. Jobs from an assistant (a GPT Action or an MCP client)
+    keep their prompt and parameters only ASSISTANT_PROMPT_RETENTION_DAYS (privacy retention)."""
+
+    WEB = "web", "Web"
+    API = "api", "API"
+    GPT_ACTION = "gpt_action", "ChatGPT (GPT Action)"
+    MCP = "mcp", "Assistant (MCP)"
+
+
+ASSISTANT_SOURCES = (Source.GPT_ACTION, Source.MCP)
+
+
 class Status(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -102,6 +115,10 @@ class Generation(models.Model):
     deleting_at = models.DateTimeField(null=True, blank=True)
     seed = models.BigIntegerField(null=True, blank=True)
     provider_version = models.CharField(max_length=100, blank=True)
+    # Assistants' door (issue 12): where it was asked for, and when its prompt and parameters were
+    # blanked by the assistant retention purge (the media stays).
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.WEB)
+    prompt_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-queued_at", "-id"]

@@ -41,11 +41,12 @@ from generation.models import (
     Kind,
     PendingUpload,
     ProviderWebhook,
+    Source,
     Status,
 )
 from generation.providers import get_provider
 from generation.providers.base import CANCELED, FAILED, SUCCEEDED, InputImage, Job, PredictionState
-from generation.signals import deletion_requested
+from generation.signals import deletion_requested, generation_finished
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class GenerationSpec:
     # remix), or the upload kept when their last form was refused.
     source_asset: str = ""  # Asset uuid
     pending_upload: str = ""  # PendingUpload uuid
+    source: str = Source.WEB  # where it was asked for (web, api, gpt_action, mcp)
 
 
 # --- catalog --------------------------------------------------------------------------------------
@@ -243,7 +245,9 @@ def generation_submit(*, user, spec: GenerationSpec, retry_of: Generation | None
     cost = catalog.cost_of(entry, clean.params)
     _check_credits(user, cost)  # before any download or decode
     image = _clean_input_image(user, spec)  # network/decoding happens before we touch the database
-    generation = _create(user=user, entry=entry, clean=clean, cost=cost, image=image, retry_of=retry_of)
+    generation = _create(
+        user=user, entry=entry, clean=clean, cost=cost, image=image, retry_of=retry_of, source=spec.source
+    )
     if spec.pending_upload and image is not None and spec.image_upload is None and not spec.image_url:
         _pending_uploads_delete(PendingUpload.objects.filter(owner=user, uuid=spec.pending_upload))  # now copied
     return generation
@@ -306,7 +310,9 @@ def _check_credits(user, cost: int) -> None:
         raise InsufficientCredits(needed=cost, balance=balance)
 
 
-def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, cost: int, image, retry_of) -> Generation:
+def _create(
+    *, user, entry: CatalogEntry, clean: catalog.CleanParams, cost: int, image, retry_of, source: str = Source.WEB
+) -> Generation:
     if image is not None:
         get_provider(entry.provider).check_input_image(image)  # InvalidInput here, never in the worker
     stored: list[str] = []
@@ -323,6 +329,7 @@ def _create(*, user, entry: CatalogEntry, clean: catalog.CleanParams, cost: int,
             provider_version=entry.provider_version,
             cost=cost,
             retry_of=retry_of,
+            source=source,
         )
         saved = None
         if image is not None:
@@ -453,6 +460,9 @@ def generation_fail(*, generation_id: int, message: str, detail: str = "", cance
                 "uuid", "provider_prediction_id", "model__provider"
             ).get(pk=generation_id)
             billing.credits_release(reference=f"generation:{reference}")
+            transaction.on_commit(
+                lambda: generation_finished.send(sender=Generation, generation_id=generation_id, status=Status.FAILED)
+            )
             if cancel_remote and prediction_id and get_provider(provider).can_cancel:
                 transaction.on_commit(lambda: _enqueue_provider_cancel(generation_id, provider, prediction_id))
     if moved:
@@ -683,6 +693,11 @@ def _finish_success(*, generation_id: int, state: PredictionState) -> None:
             )
             if not billing.credits_capture(reference=generation.reservation_reference, keep=keep):
                 logger.error("generation %s succeeded but its credits were not reserved any more", generation.pk)
+            transaction.on_commit(
+                lambda: generation_finished.send(
+                    sender=Generation, generation_id=generation.pk, status=Status.SUCCEEDED
+                )
+            )
         finished = True
     except _LostRace:
         _discard(stored)  # someone else finished or canceled it meanwhile

@@ -268,6 +268,9 @@ class PrivacySettings(models.Model):
     history_retention_days = models.PositiveSmallIntegerField(
         choices=HistoryRetention.choices, default=HistoryRetention.FOREVER
     )
+    # Prompts and parameters of generations asked for through an assistant (GPT Action, MCP) are
+    # blanked after ASSISTANT_PROMPT_RETENTION_DAYS unless the person chose to keep them.
+    keep_assistant_history = models.BooleanField(default=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -251,6 +251,6 @@ def test_a_secret_holding_underscores_and_dashes_still_authenticates(alice, monk
 def test_the_openapi_document_offers_session_and_bearer_for_me(client):
     document = client.get("/api/v1/openapi.json").json()
     schemes = document["components"]["securitySchemes"]
-    assert {"type": "http", "scheme": "bearer"}.items() <= schemes["ApiKeyAuth"].items()
+    assert {"type": "http", "scheme": "bearer"}.items() <= schemes["BearerAuth"].items()
     security = document["paths"]["/api/v1/me"]["get"]["security"]
-    assert {"ApiKeyAuth": []} in security and {"SessionAuth": []} in security
+    assert {"BearerAuth": []} in security and {"SessionAuth": []} in security

@@ -47,6 +47,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.text import slugify
 
+from config.errors import ApplicationError
 from generation import storage
 from privacy.models import ActivityKind, DataExport, ExportStatus
 from privacy.services.activity import activity_record
@@ -80,16 +81,18 @@ MEDIA_ROLES = ("input", "output", "poster")
 # --- errors --------------------------------------------------------------------------------------
 
 
-class ExportError(Exception):
+class ExportError(ApplicationError):
     """Base class. `str(exc)` is a sentence for the person; `status` the HTTP status it maps to."""
 
     status = 400
+    type = "export_refused"
 
 
 class ExportTooSoon(ExportError):
     """An export was already made (or is being made) within PRIVACY_EXPORT_MIN_INTERVAL_HOURS."""
 
     status = 429
+    type = "rate_limited"
 
     def __init__(self, *, next_at: datetime, in_progress: bool):
         self.next_at = next_at
@@ -640,6 +643,9 @@ EXPORTED: dict[str, tuple[str, str]] = {
     "account.EmailAddress": ("email_addresses", "user"),
     "socialaccount.SocialAccount": ("connected_accounts", "user"),
     "accounts.ApiKey": ("api_keys", "owner"),
+    "oauth2_provider.AccessToken": ("connected_apps", "user"),
+    "oauth2_provider.Application": ("oauth_applications", "user"),
+    "developers.WebhookEndpoint": ("webhook_endpoints", "owner"),
     "generation.Generation": ("generations", "owner"),
     "generation.Asset": ("generations[].assets", "generation__owner"),
     "generation.PendingUpload": ("kept_uploads", "owner"),
@@ -675,6 +681,18 @@ EXCLUSIONS: dict[str, str] = {
     "generation.Generation.retry_of": "the retried generation is the person's own; exported as retry_of",
     # The back office's change log of a staff member's admin actions (object names of other people).
     "admin.LogEntry": "staff back-office actions on other people's data, not data about this person",
+    # OAuth (issue 12): the connections are exported (connected_apps) without any token.
+    "oauth2_provider.AccessToken.application": "other people's access to an OAuth app this person registered",
+    "oauth2_provider.AccessToken.id_token": "OpenID Connect is not enabled, so no token has an ID token",
+    "oauth2_provider.AccessToken.source_refresh_token": "the same connection, exported through its user",
+    "oauth2_provider.RefreshToken": "refresh tokens are secrets; each connection is exported in connected_apps",
+    "oauth2_provider.Grant": "one-time authorization codes (secrets) that expire within minutes",
+    "oauth2_provider.IDToken": "OpenID Connect is not enabled, so none are issued",
+    "oauth2_provider.DeviceGrant": "the device authorization flow is not enabled, so none are issued",
+    # The API's replay guard: the key a program sent and the generation it made (exported).
+    "apiv1.IdempotencyRecord": "replay records of API requests (the generation made is exported), swept after a day",
+    # Each attempt to post an event about a generation (exported) to the person's own endpoint.
+    "developers.WebhookDelivery": "delivery attempts of events about generations that are exported; the endpoints are",
     # Written only after the account is erased; no personal data stays on it.
     "privacy.ErasureReceipt": "exists only once the account is being erased",
 }
@@ -800,6 +818,46 @@ def _data_json_text(export: DataExport, plan: Plan, missing: set[str]) -> Iterat
         }
         for k in ApiKey.objects.filter(owner=user).order_by("created_at", "id")
     )
+    # Programs the person let act for them through OAuth (ChatGPT, MCP clients), without tokens.
+    from oauth2_provider.models import get_access_token_model, get_application_model
+
+    yield ',"connected_apps":'
+    yield from _array(
+        {
+            "application": t.application.name if t.application else None,
+            "scope": t.scope,
+            "authorized_at": _iso(t.created),
+            "expires_at": _iso(t.expires),
+        }
+        for t in get_access_token_model()
+        .objects.filter(user=user)
+        .select_related("application")
+        .order_by("created", "id")
+    )
+    yield ',"oauth_applications":'
+    yield from _array(
+        {
+            "name": a.name,
+            "client_id": a.client_id,
+            "client_type": a.client_type,
+            "redirect_uris": a.redirect_uris.split(),
+            "created_at": _iso(a.created),
+        }
+        for a in get_application_model().objects.filter(user=user).order_by("created", "id")
+    )
+    from developers.models import WebhookEndpoint
+
+    yield ',"webhook_endpoints":'
+    yield from _array(
+        {
+            "url": w.url,
+            "description": w.description,
+            "events": list(w.events or []),
+            "enabled": w.enabled,
+            "created_at": _iso(w.created_at),
+        }
+        for w in WebhookEndpoint.objects.filter(owner=user).order_by("created_at", "id")
+    )
 
     consents = {
         "current": [
@@ -832,6 +890,7 @@ def _data_json_text(export: DataExport, plan: Plan, missing: set[str]) -> Iterat
         {
             "history_retention_days": settings_row.history_retention_days,
             "history_retention": settings_row.get_history_retention_days_display(),
+            "keep_assistant_history": settings_row.keep_assistant_history,
             "updated_at": _iso(settings_row.updated_at),
         }
         if settings_row
@@ -981,6 +1040,8 @@ def _generation_batch(batch, plan: Plan, file_of, Asset) -> Iterator[dict]:
             "negative_prompt": g.negative_prompt,
             "parameters": g.params or {},
             "seed": g.seed,
+            "source": g.source,
+            "prompt_removed_at": _iso(g.prompt_purged_at),
             "status": g.status,
             "error_message": g.error_message,
             "error_detail": g.error_detail,

@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
+from config.errors import ApplicationError
 from privacy.models import PolicyNotice, PolicyVersion
 from privacy.policy import current_policy, current_policy_forget, render_markdown
 
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 NOTIFY_CHUNK = 500
 
 
-class PolicyError(Exception):
+class PolicyError(ApplicationError):
     """A policy action that cannot happen; `str(exc)` is a sentence for staff or the person."""
 
 

@@ -123,6 +123,34 @@ def everything(alice, django_capture_on_commit_callbacks):
     )
     CheckoutSession.objects.create(user=alice, stripe_session_id="cs_1", kind=CheckoutKind.PLAN)
     api_key_create(user=alice, name="My GPT", scopes=["read"])
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from oauth2_provider.models import AccessToken, Application
+
+    from developers.models import WebhookEndpoint
+
+    chatgpt = Application.objects.create(
+        name="ChatGPT",
+        client_type="confidential",
+        authorization_grant_type="authorization-code",
+        redirect_uris="https://chat.openai.com/aip/g-1/oauth/callback",
+    )
+    AccessToken.objects.create(
+        user=alice,
+        application=chatgpt,
+        token="at-secret",
+        scope="read generate",
+        expires=timezone.now() + timedelta(hours=1),
+    )
+    Application.objects.create(
+        user=alice,
+        name="Alice's tool",
+        client_type="public",
+        authorization_grant_type="authorization-code",
+        redirect_uris="http://127.0.0.1:33418/callback",
+    )
+    WebhookEndpoint.objects.create(owner=alice, url="https://hooks.example.com/atelier", secret="whsec_x")
     policy = PolicyVersion.objects.get_or_create(version="2026-11-01", defaults={"body": "Policy"})[0]
     PolicyAcceptance.objects.get_or_create(user=alice, policy=policy)
     PolicyNotice.objects.create(user=alice, policy=policy)

@@ -1,0 +1,5 @@
+"""/mcp: the MCP server's one endpoint (streamable HTTP)."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

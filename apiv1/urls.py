@@ -2,4 +2,11 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from apiv1 import views
+
+app_name = "apiv1"
+urlpatterns = [
+    path("view/3d/<str:token>/", views.viewer, name="viewer"),
+]

@@ -502,6 +502,16 @@ OAUTH2_PROVIDER = {
 }
 SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
 
+# API v1
+# Calls allowed per API key or OAuth token, and per person over all their credentials and the
+# session, counted in the shared cache by django-ratelimit (fixed windows): 429 with Retry-After.
+API_RATE_PER_KEY = env.str("API_RATE_PER_KEY", default="120/m")
+API_RATE_PER_USER = env.str("API_RATE_PER_USER", default="240/m")
+# How long an Idempotency-Key replays its first answer (then beat sweeps it and the key is free).
+API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
+# How long the signed 3D viewer link in an API answer opens without sign-in.
+API_VIEWER_LINK_SECONDS = env.int("API_VIEWER_LINK_SECONDS", default=3600)
+
 # Replicate: switched on by the token. Webhooks go to WEBHOOK_BASE_URL (default SITE_URL).
 REPLICATE_API_TOKEN = env.str("REPLICATE_API_TOKEN", default="")
 REPLICATE_BASE_URL = env.str("REPLICATE_BASE_URL", default="")

@@ -1,31 +1,304 @@
-"""OAuth access tokens as API credentials (the authorization server itself is django-oauth-toolkit)."""
+"""Atelier's OAuth 2.1 authorization server around django-oauth-toolkit (DOT).
+
+DOT issues codes and tokens; this module holds what is ours:
+- `access_token_authenticate`: an OAuth access token as an API / MCP credential;
+- our two protected resources (RFC 8707 / RFC 9728) and `resource_metadata_url` for 401s;
+- the redirect-URI policy for dynamically registered clients (RFC 7591 + RFC 8252);
+- revoking a person's grants: one app at a time (connected apps page) or all (erasure);
+- creating the staff-made confidential client for the GPT Action.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_application_model,
+    get_grant_model,
+    get_refresh_token_model,
+)
 
 from accounts.errors import AccountPausedForApi, ApiScopeMissing
 
+# "Last used" on the connected apps page moves at most this often: one write a minute per token,
+# not one per API call.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
 
-def access_token_authenticate(*, request: HttpRequest, token: str, scope: str):
+# Hosts a native client may receive its redirect on over plain http (RFC 8252 section 7.3 and 8.3).
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+class RedirectUriRefused(ValueError):
+    """A redirect URI a client may not register; the message says why (shown to the client)."""
+
+
+# --- protected resources (RFC 8707 / RFC 9728) ----------------------------------------------------
+
+
+def resource_api() -> str:
+    return f"{settings.SITE_URL}/api/v1"
+
+
+def resource_mcp() -> str:
+    return f"{settings.SITE_URL}/mcp"
+
+
+def resources() -> tuple[str, str]:
+    """The resource indicators a client may ask a token for: the API and the MCP endpoint."""
+    return (resource_api(), resource_mcp())
+
+
+def resource_is_ours(value: str) -> bool:
+    return value.rstrip("/") in resources()
+
+
+def resource_metadata_url(resource: str) -> str:
+    """Where the RFC 9728 metadata of `resource` lives, for `WWW-Authenticate: Bearer
+    resource_metadata="…"` on a 401: the well-known path with the resource's path appended
+    (section 3.1), e.g. SITE_URL/.well-known/oauth-protected-resource/mcp for SITE_URL/mcp.
+    The API (SITE_URL/api/v1) has its document at the root form as well as the path form; the
+    root form is the one named, which every client tries."""
+    resource = resource.rstrip("/")
+    if resource == resource_api():
+        return f"{settings.SITE_URL}/.well-known/oauth-protected-resource"
+    path = urlsplit(resource).path.strip("/")
+    suffix = f"/{path}" if path else ""
+    return f"{settings.SITE_URL}/.well-known/oauth-protected-resource{suffix}"
+
+
+# --- access tokens as credentials -------------------------------------------------------------------
+
+
+def access_token_authenticate(*, request: HttpRequest, token: str, scope: str, resource: str | None = None):
     """The owner of a live OAuth access token that carries `scope`, or None (unknown, expired,
-    revoked, inactive owner). Sets `request.oauth_token`."""
+    revoked, inactive owner, or bound by RFC 8707 to another resource than `resource`). Raises
+    AccountPausedForApi for a paused owner and ApiScopeMissing for a token without `scope` (403).
+    Sets `request.oauth_token`.
+
+    Tokens are stored hashed (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE): the lookup is by the SHA-256
+    checksum DOT keeps beside the blanked token column. Revoking an access token deletes its row,
+    so "not found" covers revoked too. A token asked for without `resource` is good for both of
+    our resources; `resource=None` here skips the audience check."""
     AccessToken = get_access_token_model()
     checksum = hashlib.sha256(token.encode()).hexdigest()
+    now = timezone.now()
     access = (
         AccessToken.objects.select_related("user", "application")
-        .filter(token_checksum=checksum, expires__gt=timezone.now())
+        .filter(token_checksum=checksum, expires__gt=now)
         .first()
     )
     if access is None or access.user is None or not access.user.is_active:
         return None
+    if resource is not None and access.resource:
+        wanted = resource.rstrip("/")
+        if wanted not in {value.rstrip("/") for value in access.resource}:
+            return None
     if access.user.is_paused:
         raise AccountPausedForApi()
     if not access.allow_scopes([scope]):
         raise ApiScopeMissing(f"This token was not granted the '{scope}' scope.")
+    if access.updated < now - LAST_USED_RESOLUTION:
+        AccessToken.objects.filter(pk=access.pk).update(updated=now)
     request.oauth_token = access
     return access.user
+
+
+def oauth_token_source(access) -> str:
+    """Which door a token came through: "mcp" for a client that registered itself (RFC 7591) or a
+    token bound to the MCP endpoint, "gpt_action" for a staff-created client (the GPT Action)."""
+    Application = get_application_model()
+    application = access.application
+    if resource_mcp() in [value.rstrip("/") for value in access.resource or []]:
+        return "mcp"
+    if application is not None and application.registration_source == Application.RegistrationSource.MANUAL:
+        return "gpt_action"
+    return "mcp"
+
+
+# --- redirect URIs of registered clients ---------------------------------------------------------
+
+
+def redirect_uri_check(uri: str) -> str:
+    """`uri` if a client may register it, else RedirectUriRefused. https anywhere; plain http only
+    to a loopback host (RFC 8252: native apps such as MCP clients on a desktop); never a fragment
+    (RFC 6749 section 3.1.2), a wildcard, user info, or any other scheme (javascript:, data:,
+    custom schemes: private-use schemes can be claimed by any app on a device)."""
+    if not isinstance(uri, str) or not uri or uri != uri.strip():
+        raise RedirectUriRefused("A redirect URI must be a non-empty string without spaces.")
+    if "*" in uri:
+        raise RedirectUriRefused(f"{uri!r}: wildcards are not allowed.")
+    if "#" in uri:
+        raise RedirectUriRefused(f"{uri!r}: a redirect URI must not have a fragment.")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError as exc:
+        raise RedirectUriRefused(f"{uri!r} is not a valid URL.") from exc
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in ("https", "http") or not host:
+        raise RedirectUriRefused(f"{uri!r}: use an https URL (http only for 127.0.0.1, [::1] or localhost).")
+    if parts.username is not None or parts.password is not None:
+        raise RedirectUriRefused(f"{uri!r}: user information is not allowed in a redirect URI.")
+    if scheme == "http" and not _is_loopback(host):
+        raise RedirectUriRefused(f"{uri!r}: plain http is allowed only for 127.0.0.1, [::1] or localhost.")
+    return uri
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host) in (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
+    except ValueError:
+        return False
+
+
+# --- connected apps ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One app that holds live tokens for a person, as the connected apps page shows it."""
+
+    application_id: int
+    name: str
+    redirect_host: str
+    scopes: list[str]
+    authorized_at: datetime
+    last_used_at: datetime | None
+
+
+def connections_for(*, user) -> list[Connection]:
+    """The apps holding a live access or refresh token for `user`, newest use first. Two queries
+    whatever the number of apps (the tokens are few per person)."""
+    AccessToken = get_access_token_model()
+    RefreshToken = get_refresh_token_model()
+    now = timezone.now()
+    by_app: dict[int, dict] = {}
+
+    def entry(application):
+        return by_app.setdefault(
+            application.pk,
+            {"application": application, "scopes": set(), "created": [], "used": []},
+        )
+
+    for access in AccessToken.objects.filter(user=user, expires__gt=now, application__isnull=False).select_related(
+        "application"
+    ):
+        item = entry(access.application)
+        item["scopes"].update(access.scope.split())
+        item["created"].append(access.created)
+        item["used"].append(access.updated)
+    for refresh in RefreshToken.objects.filter(user=user, revoked__isnull=True).select_related(
+        "application", "access_token"
+    ):
+        item = entry(refresh.application)
+        if refresh.access_token is not None:
+            item["scopes"].update(refresh.access_token.scope.split())
+        item["created"].append(refresh.created)
+
+    known = list(settings.OAUTH2_PROVIDER["SCOPES"])
+    result = []
+    for item in by_app.values():
+        application = item["application"]
+        result.append(
+            Connection(
+                application_id=application.pk,
+                name=application.name or "Unnamed app",
+                redirect_host=application_redirect_host(application),
+                scopes=[scope for scope in known if scope in item["scopes"]],
+                authorized_at=min(item["created"]),
+                last_used_at=max(item["used"]) if item["used"] else None,
+            )
+        )
+    result.sort(key=lambda c: c.last_used_at or c.authorized_at, reverse=True)
+    return result
+
+
+def application_redirect_host(application) -> str:
+    """The host the app's first redirect URI points at: the name a person can check on the
+    consent screen and the connected apps page (a client picks its own display name)."""
+    uris = application.redirect_uris.split()
+    return (urlsplit(uris[0]).hostname or "") if uris else ""
+
+
+@transaction.atomic
+def connection_revoke(*, user, application_id: int) -> int:
+    """Revoke every access and refresh token and pending code `application_id` holds for `user`,
+    at once. Returns how many went; 0 if the app holds nothing of theirs (the view answers 404, so
+    nobody learns about other people's apps)."""
+    return _tokens_revoke(user=user, application_id=application_id)
+
+
+@transaction.atomic
+def tokens_revoke_all(*, user) -> int:
+    """Delete every OAuth access token, refresh token and authorization code of `user`, for every
+    app (erasure: nothing of theirs is kept, not even a revoked row)."""
+    return _tokens_revoke(user=user, application_id=None, delete=True)
+
+
+def _tokens_revoke(*, user, application_id: int | None, delete: bool = False) -> int:
+    AccessToken = get_access_token_model()
+    RefreshToken = get_refresh_token_model()
+    Grant = get_grant_model()
+    scope = {"user": user}
+    if application_id is not None:
+        scope["application_id"] = application_id
+    now = timezone.now()
+    # Refresh tokens are marked revoked (DOT's own revocation keeps the row, so a replay is told
+    # apart from an unknown token); access tokens and codes are deleted, which is DOT's revocation.
+    if delete:
+        refreshed, _ = RefreshToken.objects.filter(**scope).delete()
+    else:
+        refreshed = RefreshToken.objects.filter(revoked__isnull=True, **scope).update(
+            revoked=now, updated=now, access_token=None
+        )
+    accessed, _ = AccessToken.objects.filter(**scope).delete()
+    codes, _ = Grant.objects.filter(**scope).delete()
+    return refreshed + accessed + codes
+
+
+# --- the GPT Action client ---------------------------------------------------------------------------
+
+
+def chatgpt_redirect_uris(redirect_uri: str) -> list[str]:
+    """ChatGPT calls back on https://chat.openai.com/aip/<g-id>/oauth/callback or the same path on
+    chatgpt.com, depending on where the person uses the GPT: register both for one given."""
+    parts = urlsplit(redirect_uri)
+    hosts = {"chat.openai.com", "chatgpt.com"}
+    if parts.scheme == "https" and parts.hostname in hosts:
+        return [f"https://{host}{parts.path}" for host in ("chat.openai.com", "chatgpt.com")]
+    return [redirect_uri]
+
+
+@transaction.atomic
+def gpt_action_client_create(*, redirect_uri: str, name: str = "ChatGPT"):
+    """A confidential authorization-code client for the GPT Action. Returns (application,
+    client_secret); the secret is stored hashed and exists in plaintext only in this answer."""
+    from oauth2_provider.generators import generate_client_secret
+
+    Application = get_application_model()
+    uris = [redirect_uri_check(uri) for uri in chatgpt_redirect_uris(redirect_uri)]
+    secret = generate_client_secret()
+    application = Application(
+        name=name,
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=" ".join(uris),
+        client_secret=secret,
+        hash_client_secret=True,
+        registration_source=Application.RegistrationSource.MANUAL,
+    )
+    application.full_clean()
+    application.save()
+    return application, secret

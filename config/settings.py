@@ -499,8 +499,22 @@ OAUTH2_PROVIDER = {
     # Cursor, the MCP SDK); registration refuses http for any host but 127.0.0.1/[::1]/localhost
     # (atelier_oauth), hence W008 is silenced below.
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+    # OAuth (atelier_oauth): the resource a token is for must be ours (RFC 8707); the issuer in
+    # metadata and in the `iss` of authorization responses (RFC 9207) is SITE_URL.
+    "OAUTH2_VALIDATOR_CLASS": "atelier_oauth.validators.AtelierOAuth2Validator",
+    "OIDC_ISS_ENDPOINT": SITE_URL,
+    # RFC 7591 registration is open (MCP clients register themselves; nothing is granted without a
+    # person's consent), rate-limited per address by atelier_oauth.
+    "DCR_ENABLED": True,
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    # What RFC 8414 metadata advertises: exactly what the server accepts.
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "none"],
 }
 SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
+# OAuth: dynamic client registrations allowed per client address (config.net.client_ip).
+OAUTH_REGISTER_RATE = env.str("OAUTH_REGISTER_RATE", default="10/h")
 
 # API v1
 # Calls allowed per API key or OAuth token, and per person over all their credentials and the

@@ -131,14 +131,16 @@ def confirmation_matches(*, user, typed: str) -> bool:
 def credentials_revoke(*, user) -> int:
     """Revoke everything that lets a program act for the person, at once. Returns how many went.
 
-    The one place for it: today the OAuth tokens allauth keeps from Google (none while
-    SOCIALACCOUNT_STORE_TOKENS is off); API keys and OAuth access/refresh tokens of Atelier's own
-    API (issue 12) are revoked here too when they exist.
+    The one place for it: the OAuth tokens allauth keeps from Google (none while
+    SOCIALACCOUNT_STORE_TOKENS is off), API keys, and every access token, refresh token and
+    pending authorization code Atelier's own authorization server issued for the person (any app:
+    a GPT Action, an MCP client), which stop working at once.
     """
     from accounts.services import api_keys_revoke_all
+    from atelier_oauth.services import tokens_revoke_all
 
     revoked, _ = SocialToken.objects.filter(account__user=user).delete()
-    return revoked + api_keys_revoke_all(user=user)
+    return revoked + api_keys_revoke_all(user=user) + tokens_revoke_all(user=user)
 
 
 @transaction.atomic

@@ -1,0 +1,311 @@
+"""Atelier's OAuth endpoints: DOT's views, narrowed to what Atelier offers.
+
+- /oauth/authorize/: DOT's AuthorizationView with our consent page; a `resource` must be ours and
+  PKCE must be S256, checked before the person is asked (DOT refuses `plain` only after consent).
+- /oauth/token/, /oauth/revoke/: DOT's views unchanged (RFC 6749, RFC 7009).
+- /oauth/register/: RFC 7591 dynamic client registration on DOT's view and helpers, with our
+  redirect-URI policy, grant types limited to authorization_code/refresh_token and a per-address
+  rate limit.
+- /.well-known/…: RFC 8414 and RFC 9728 documents from DOT's metadata views, with our URL names.
+- /oauth/connections/: the apps holding tokens for the signed-in person, each revocable.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.models import get_application_model
+from oauth2_provider.views import AuthorizationView
+from oauth2_provider.views.dynamic_client_registration import (
+    DynamicClientRegistrationView,
+    _error_response,
+    _parse_metadata,
+)
+from oauth2_provider.views.metadata import OAuthProtectedResourceMetadataView, OAuthServerMetadataView
+from oauthlib.oauth2.rfc6749 import errors
+
+from atelier_oauth import services
+
+# RFC 7591 client metadata we act on; other members are ignored, as section 2 allows.
+DCR_GRANT_TYPES = {"authorization_code", "refresh_token"}
+DCR_AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
+DCR_MAX_REDIRECT_URIS = 10
+DCR_MAX_NAME = 100
+DCR_RATE_GROUP = "oauth.register"
+
+
+# --- authorization endpoint and consent ---------------------------------------------------------------
+
+
+@method_decorator(never_cache, name="dispatch")
+class ConsentView(AuthorizationView):
+    """Sign-in first (LoginRequiredMixin sends people to allauth's login and back), then our
+    consent page (templates/oauth2_provider/authorize.html). REQUEST_APPROVAL_PROMPT is "force":
+    the person is asked every time an app asks."""
+
+    def get(self, request, *args, **kwargs):
+        refusal = self._refusal(
+            resources=request.GET.getlist("resource"),
+            code_challenge=request.GET.get("code_challenge"),
+            method=request.GET.get("code_challenge_method"),
+        )
+        if refusal is None:
+            return super().get(request, *args, **kwargs)
+        try:
+            _scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:  # unknown client or redirect URI: shown, never redirected
+            return self.error_response(error, application=None)
+        application = get_application_model().objects.get(client_id=credentials["client_id"])
+        refusal.state = credentials.get("state")
+        return self.error_response(
+            OAuthToolkitError(error=refusal, redirect_uri=credentials["redirect_uri"]), application
+        )
+
+    def form_valid(self, form):
+        # The hidden fields came back from the browser: check them again before a code is made.
+        refusal = self._refusal(
+            resources=(form.cleaned_data.get("resource") or "").split(),
+            code_challenge=form.cleaned_data.get("code_challenge"),
+            method=form.cleaned_data.get("code_challenge_method"),
+        )
+        if refusal is None:
+            return super().form_valid(form)
+        application = get_application_model().objects.get(client_id=form.cleaned_data["client_id"])
+        refusal.state = form.cleaned_data.get("state")
+        return self.error_response(
+            OAuthToolkitError(error=refusal, redirect_uri=form.cleaned_data["redirect_uri"]), application
+        )
+
+    @staticmethod
+    def _refusal(*, resources, code_challenge, method):
+        for resource in resources:
+            if not services.resource_is_ours(resource):
+                from atelier_oauth.validators import invalid_target
+
+                return invalid_target(resource)
+        # RFC 7636 makes a missing method mean "plain"; we take S256 only (OAuth 2.1, RFC 9700).
+        # A missing challenge is left to DOT (PKCE_REQUIRED), which answers invalid_request.
+        if code_challenge and method != "S256":
+            return errors.InvalidRequestError(description='PKCE: use code_challenge_method "S256".')
+        return None
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        application = context.get("application")
+        if application is not None:
+            context["redirect_host"] = _host(context.get("redirect_uri") or "") or services.application_redirect_host(
+                application
+            )
+            context["self_registered"] = application.registration_source != application.RegistrationSource.MANUAL
+            descriptions = settings.OAUTH2_PROVIDER["SCOPES"]
+            context["scope_items"] = [
+                {"name": scope, "description": descriptions.get(scope, scope)} for scope in context.get("scopes", [])
+            ]
+        return context
+
+
+def _host(uri: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(uri).hostname or ""
+    except ValueError:
+        return ""
+
+
+# --- dynamic client registration (RFC 7591) -------------------------------------------------------
+
+
+class RegisterView(DynamicClientRegistrationView):
+    """Open registration for MCP clients (the MCP authorization spec expects it; a client that
+    registers still gets nothing without a person's consent). Each registration is anonymous:
+    a cookie that happens to come along does not make the app someone's. No RFC 7592 management
+    endpoint (the client re-registers instead), so no registration access token is issued."""
+
+    def post(self, request, *args, **kwargs):
+        limited = _register_throttle(request)
+        if limited is not None:
+            return limited
+        data, error = _parse_metadata(request.body)
+        if error:
+            return error
+        fields, error = _client_metadata(data)
+        if error:
+            return error
+        Application = get_application_model()
+        application = Application(user=None, registration_source=Application.RegistrationSource.DCR, **fields)
+        secret = application.client_secret if application.client_type == Application.CLIENT_CONFIDENTIAL else None
+        try:
+            application.full_clean()
+        except Exception as exc:  # ValidationError: DOT's own checks of the redirect URIs
+            from django.core.exceptions import ValidationError
+
+            if not isinstance(exc, ValidationError):
+                raise
+            return _error_response("invalid_client_metadata", "; ".join(exc.messages))
+        application.save()
+        body = {
+            "client_id": application.client_id,
+            "client_id_issued_at": int(application.created.timestamp()),
+            "client_name": application.name,
+            "redirect_uris": application.redirect_uris.split(),
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": data.get("token_endpoint_auth_method", "client_secret_basic"),
+            "scope": " ".join(settings.OAUTH2_PROVIDER["SCOPES"]),
+        }
+        if secret:
+            body["client_secret"] = secret
+            body["client_secret_expires_at"] = 0  # does not expire
+        response = JsonResponse(body, status=201)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+def _client_metadata(data: dict):
+    """Application fields from RFC 7591 metadata, or (None, an invalid_* error response)."""
+    redirect_uris = data.get("redirect_uris")
+    if not isinstance(redirect_uris, list) or not redirect_uris:
+        return None, _error_response("invalid_redirect_uri", "redirect_uris must be a non-empty array.")
+    if len(redirect_uris) > DCR_MAX_REDIRECT_URIS:
+        return None, _error_response("invalid_redirect_uri", f"At most {DCR_MAX_REDIRECT_URIS} redirect URIs.")
+    for uri in redirect_uris:
+        try:
+            services.redirect_uri_check(uri)
+        except services.RedirectUriRefused as exc:
+            return None, _error_response("invalid_redirect_uri", str(exc))
+    grant_types = data.get("grant_types", ["authorization_code"])
+    if (
+        not isinstance(grant_types, list)
+        or "authorization_code" not in grant_types
+        or not set(grant_types) <= DCR_GRANT_TYPES
+    ):
+        return None, _error_response(
+            "invalid_client_metadata", "grant_types may hold only authorization_code and refresh_token."
+        )
+    response_types = data.get("response_types", ["code"])
+    if response_types != ["code"]:
+        return None, _error_response("invalid_client_metadata", 'response_types must be ["code"].')
+    method = data.get("token_endpoint_auth_method", "client_secret_basic")
+    if method not in DCR_AUTH_METHODS:
+        return None, _error_response(
+            "invalid_client_metadata", f"token_endpoint_auth_method must be one of {', '.join(DCR_AUTH_METHODS)}."
+        )
+    name = data.get("client_name", "")
+    if not isinstance(name, str) or len(name) > DCR_MAX_NAME:
+        return None, _error_response("invalid_client_metadata", f"client_name: a string of at most {DCR_MAX_NAME}.")
+    Application = get_application_model()
+    return {
+        "name": name.strip(),
+        "redirect_uris": " ".join(redirect_uris),
+        "authorization_grant_type": Application.GRANT_AUTHORIZATION_CODE,
+        "client_type": Application.CLIENT_PUBLIC if method == "none" else Application.CLIENT_CONFIDENTIAL,
+    }, None
+
+
+def _register_throttle(request: HttpRequest) -> HttpResponse | None:
+    """OAUTH_REGISTER_RATE registrations per client address (config.net.client_ip), counted by
+    django-ratelimit in the shared cache; past it a 429 with Retry-After."""
+    from django_ratelimit.core import get_usage
+
+    from config.net import client_ip
+
+    usage = get_usage(
+        request,
+        group=DCR_RATE_GROUP,
+        key=lambda group, req: f"ip:{client_ip(req)}",
+        rate=settings.OAUTH_REGISTER_RATE,
+        increment=True,
+    )
+    if usage is None or not usage["should_limit"]:
+        return None
+    response = JsonResponse(
+        {"error": "too_many_requests", "error_description": "Too many registrations from this address; try later."},
+        status=429,
+    )
+    response["Retry-After"] = str(max(1, int(usage["time_left"])))
+    return response
+
+
+# --- metadata (RFC 8414, RFC 9728) ----------------------------------------------------------------
+
+# DOT's metadata view reverses its own namespace ("oauth2_provider:…"); ours is "oauth".
+ENDPOINT_NAMES = {
+    "authorize": "oauth:authorize",
+    "token": "oauth:token",
+    "revoke-token": "oauth:revoke",
+    "dcr-register": "oauth:register",
+}
+
+
+class AuthorizationServerMetadataView(OAuthServerMetadataView):
+    """RFC 8414 at /.well-known/oauth-authorization-server; issuer is SITE_URL (OIDC_ISS_ENDPOINT,
+    the same value DOT puts in the `iss` of authorization responses, RFC 9207)."""
+
+    def _get_endpoint_url(self, request, view_name, required=False):
+        name = ENDPOINT_NAMES.get(view_name)
+        if name is None:
+            return None
+        try:
+            return settings.SITE_URL + reverse(name)
+        except NoReverseMatch:
+            if required:
+                raise
+            return None
+
+
+class ProtectedResourceMetadataView(OAuthProtectedResourceMetadataView):
+    """RFC 9728 for one of our two resources (`resource` is "api" or "mcp")."""
+
+    resource = "api"
+
+    def get_resource(self, request):
+        return services.resource_mcp() if self.resource == "mcp" else services.resource_api()
+
+    def get_authorization_servers(self, request):
+        return [settings.SITE_URL]
+
+    def get_bearer_methods_supported(self):
+        return ["header"]
+
+    def get_resource_name(self):
+        return "Atelier MCP server" if self.resource == "mcp" else "Atelier API"
+
+    def get_resource_documentation(self):
+        return f"{settings.SITE_URL}/developers/"
+
+    def get_resource_policy_uri(self):
+        return settings.SITE_URL + reverse("privacy:policy")
+
+
+# --- connected apps -----------------------------------------------------------------------------------
+
+
+@login_required
+def connections(request: HttpRequest) -> HttpResponse:
+    response = render(
+        request, "atelier_oauth/connections.html", {"connections": services.connections_for(user=request.user)}
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def connection_revoke(request: HttpRequest, application_id: int) -> HttpResponse:
+    """Revoke all of one app's tokens for the signed-in person. An app that holds nothing of theirs
+    is a 404, like an app that does not exist."""
+    count = services.connection_revoke(user=request.user, application_id=application_id)
+    if not count:
+        raise Http404("No such connected app.")
+    name = get_application_model().objects.filter(pk=application_id).values_list("name", flat=True).first()
+    messages.success(request, f"“{name or 'The app'}” can no longer use your account.")
+    return redirect("oauth:connections")

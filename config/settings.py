@@ -576,3 +576,16 @@ PAYMENTS_ENABLED = bool(STRIPE_SECRET_KEY)
 
 DEMO_USER_EMAIL = "demo@atelier.local"
 DEMO_USER_PASSWORD = env.str("DEMO_USER_PASSWORD", default="atelier-demo-2026")
+# Developer webhooks
+# Completion webhooks developers register on /developers/webhooks/ (developers app): at most this
+# many endpoints each; every attempt times out after DEVELOPER_WEBHOOK_TIMEOUT seconds; a failed
+# delivery is tried again after each of these delays (seconds, about a day in all), then marked failed.
+DEVELOPER_WEBHOOK_MAX_ENDPOINTS = env.int("DEVELOPER_WEBHOOK_MAX_ENDPOINTS", default=5)
+DEVELOPER_WEBHOOK_TIMEOUT = env.float("DEVELOPER_WEBHOOK_TIMEOUT", default=10.0)
+DEVELOPER_WEBHOOK_RETRY_SCHEDULE: list[int] = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600]
+# host:port pairs the SSRF guard lets through although private, over plain http too (the test suite's
+# local receivers only).
+DEVELOPER_WEBHOOK_ALLOWED_PRIVATE_HOSTS: list[str] = env.list("DEVELOPER_WEBHOOK_ALLOWED_PRIVATE_HOSTS", default=[])
+# Delivery log rows (payloads hold ids, never prompts) are deleted this long after they ended.
+DEVELOPER_WEBHOOK_LOG_DAYS = env.int("DEVELOPER_WEBHOOK_LOG_DAYS", default=30)
+

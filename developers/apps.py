@@ -8,3 +8,6 @@ class DevelopersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "developers"
     verbose_name = "Developers"
+
+    def ready(self) -> None:
+        from developers import receivers  # noqa: F401  (connects generation_finished)

@@ -13,6 +13,10 @@ class WebhookEvent(models.TextChoices):
     GENERATION_FAILED = "generation.failed", "generation.failed"
 
 
+# Sent by "Send test event" on the endpoint's page, whatever the endpoint subscribed to.
+TEST_EVENT = "webhook.test"
+
+
 class WebhookEndpoint(models.Model):
     """An HTTPS URL that receives signed events (Standard Webhooks: `webhook-id`,
     `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>` with the `whsec_` secret)."""
@@ -58,6 +62,9 @@ class WebhookDelivery(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Every attempt, oldest first, for the delivery log: {"n", "at" (ISO), "status_code" (or
+    # null), "error", "ms"}. At most len(DEVELOPER_WEBHOOK_RETRY_SCHEDULE) + 1 entries, plus resends.
+    attempt_log = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

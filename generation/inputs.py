@@ -668,3 +668,63 @@ def _network_error(exc: BaseException) -> InvalidInput:
     else:
         message = DOWNLOAD_FAILED
     return _invalid(message, URL_FIELD)
+
+
+# --- the guard for URLs other code connects to ---------------------------------------------------------
+
+_PUBLIC_URL_MESSAGES = {
+    BAD_LINK: "That is not a valid web address.",
+    LINK_TOO_LONG: "That address is too long.",
+    HOST_NOT_FOUND: "We could not find the server at that address. Check the URL.",
+}
+
+
+def public_url_check(
+    url: str, *, schemes: tuple[str, ...] = ("https",), allowed_private_hosts=(), field: str = "url"
+) -> _Target:
+    """The image links' SSRF guard for a URL some other code will connect to (developer
+    webhooks), without connecting: no user:password, the name resolved once and *every* address
+    public, except the `host:port` pairs in `allowed_private_hosts` (a test suite's own servers),
+    which are also the only ones that may use a scheme outside `schemes`.
+
+    Returns the checked target. Connect only to one of its `addresses` (pinned, so a second DNS
+    answer is never consulted), sending `host_header` as Host and, for https, `host` as SNI and
+    as the certificate's name, as `_pool` does. Raises InvalidInput (on `field`) with a sentence
+    that does not talk about images."""
+    try:
+        url = url.strip()
+        if len(url) > MAX_URL_LENGTH:
+            raise _invalid(LINK_TOO_LONG, field)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise _invalid(BAD_LINK, field) from exc
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise _invalid(BAD_LINK, field)
+        if parts.username is not None or parts.password is not None:
+            raise _invalid("Addresses with a user name or password are not supported.", field)
+        host = _ascii_host(parts.hostname)
+        port = port or (443 if scheme == "https" else 80)
+        allowed = {entry.strip().lower().rstrip(".") for entry in allowed_private_hosts}
+        lowered = host.lower().rstrip(".")
+        allowed_private = f"{lowered}:{port}" in allowed or f"[{lowered}]:{port}" in allowed
+        if not allowed_private:
+            literal = _ip_literal(host)
+            if literal is not None and not _is_public_address(literal):
+                raise _invalid(PRIVATE_ADDRESS, field)
+        addresses = _resolve(host, port)
+        if not allowed_private:
+            if any(not _is_public_address(ipaddress.ip_address(address)) for address in addresses):
+                raise _invalid(PRIVATE_ADDRESS, field)
+            if scheme not in schemes:
+                names = " or ".join(f"{allowed}://" for allowed in schemes)
+                raise _invalid(f"The address must start with {names}.", field)
+    except InvalidInput as exc:
+        message = str(exc)
+        raise _invalid(_PUBLIC_URL_MESSAGES.get(message, message), field) from exc
+    request_target = quote(parts.path or "/", safe=_URL_SAFE)
+    if parts.query:
+        request_target += "?" + quote(parts.query, safe=_URL_SAFE)
+    return _Target(url=url, scheme=scheme, host=host, port=port, request_target=request_target, addresses=addresses)

@@ -1,0 +1,22 @@
+"""Errors the developers services raise on purpose; forms show them beside their field."""
+
+from __future__ import annotations
+
+from config.errors import ApplicationError
+
+
+class WebhookError(ApplicationError):
+    """Base class. `str(exc)` is a sentence for the developer."""
+
+
+class WebhookEndpointLimit(WebhookError):
+    status = 409
+    type = "webhook_endpoint_limit"
+
+    def __init__(self, limit: int):
+        super().__init__(f"You can register at most {limit} endpoints. Delete one you no longer use first.")
+
+
+class WebhookDeliveryNotResendable(WebhookError):
+    status = 409
+    type = "conflict"

@@ -2,4 +2,12 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from mcpserver import views
+
+app_name = "mcpserver"
+
+urlpatterns = [
+    path("mcp", views.mcp_endpoint, name="endpoint"),
+]

@@ -33,7 +33,7 @@ class ClientCredentials:
 
 
 @pytest.fixture
-def gpt_client(transactional_db) -> ClientCredentials:
+def gpt_client(db) -> ClientCredentials:
     application, secret = services.gpt_action_client_create(redirect_uri=GPT_CALLBACK, name="ChatGPT")
     return ClientCredentials(application=application, client_id=application.client_id, client_secret=secret)
 
@@ -107,3 +107,46 @@ def obtain_token(base: str, gpt_client: ClientCredentials, user, *, scope: str =
     url, _state = oauth.create_authorization_url(f"{base}/oauth/authorize/", code_verifier=verifier, **params)
     callback = consent(signed_in_session(user), url)
     return oauth.fetch_token(f"{base}/oauth/token/", authorization_response=callback, code_verifier=verifier, **params)
+
+
+def token_in_process(client: Client, gpt_client: ClientCredentials, user, *, scope: str = "read generate") -> dict:
+    """The same flow through Django's test client (no live server): for tests that must look at
+    the database inside their own transaction."""
+    import base64
+    import hashlib
+    import secrets
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {
+        "response_type": "code",
+        "client_id": gpt_client.client_id,
+        "redirect_uri": GPT_CALLBACK,
+        "scope": scope,
+        "state": "s1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    client.force_login(user)
+    page = client.get("/oauth/authorize/?" + urlencode(params))
+    assert page.status_code == 200
+    fields, _ = consent_form(page.content.decode())
+    fields["allow"] = "Authorize"
+    answer = client.post("/oauth/authorize/?" + urlencode(params), data=fields)
+    assert answer.status_code == 302, answer.content[:300]
+    code = parse_qs(urlsplit(answer["Location"]).query)["code"][0]
+    client.logout()
+    token = client.post(
+        "/oauth/token/",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": GPT_CALLBACK,
+            "code_verifier": verifier,
+            "client_id": gpt_client.client_id,
+            "client_secret": gpt_client.client_secret,
+        },
+    )
+    assert token.status_code == 200, token.content
+    return token.json()

@@ -202,12 +202,10 @@ def _absolute(url: str) -> str:
 
 
 def _viewer_url(generation) -> str | None:
-    """The API's signed 3D viewer page (apiv1), once it exists; None otherwise."""
-    try:
-        from apiv1.viewer import viewer_url
-    except ImportError:
-        return None
-    return _absolute(viewer_url(generation))
+    """The API's signed 3D viewer page (opens without sign-in for API_VIEWER_LINK_SECONDS)."""
+    from apiv1.engine import viewer_url
+
+    return viewer_url(generation)
 
 
 def _body(delivery: WebhookDelivery) -> bytes:

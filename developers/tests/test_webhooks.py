@@ -288,3 +288,25 @@ def test_delete_removes_the_endpoint_and_its_log(signed_in, alice, receiver, dja
     response = signed_in.post(reverse("developers:webhook_delete", args=[endpoint.uuid]))
     assert response.status_code == 302
     assert not WebhookEndpoint.objects.exists() and not WebhookDelivery.objects.exists()
+
+
+def test_a_3d_result_carries_the_signed_viewer_link(signed_in, alice, receiver, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from generation.tests.test_views import png
+
+    register(signed_in, receiver.url)
+    endpoint = WebhookEndpoint.objects.get()
+    spec = generation_services.GenerationSpec(
+        model=CatalogEntry.objects.get(slug="local-relief"),
+        image_upload=SimpleUploadedFile("photo.png", png(), content_type="image/png"),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        generation = generation_services.generation_submit(user=alice, spec=spec)
+    generation.refresh_from_db()
+
+    assert generation.status == Status.SUCCEEDED
+    data = verify(endpoint, receiver.requests[0])["data"]
+    assert data["kind"] == "image_to_3d" and data["outputs"][0]["mime_type"] == "model/gltf-binary"
+    path = "/" + data["viewer_url"].split("://", 1)[1].split("/", 1)[1]
+    assert Client().get(path).status_code == 200  # opens without sign-in

@@ -12,6 +12,9 @@ there, so a run that dies halfway is finished by the next one and a second run f
 | IP addresses in the activity log | IP_DAYS | set to null, device label kept |
 | input pictures of finished jobs | INPUTS_DAYS | objects first, then Asset rows (generation) |
 | a person's history, if they chose 7 or 30 days | their choice | generation's deletion service: objects, then rows |
+| prompts and parameters of assistant jobs (GPT Action, MCP) | ASSISTANT_PROMPT_RETENTION_DAYS | blanked, media kept |
+
+Assistant jobs are spared when their owner chose to keep assistant history like the rest.
 
 Exports expire in privacy.services.export (their own beat task).
 """
@@ -114,6 +117,45 @@ def retention_history_purge(*, now=None) -> int:
     return total
 
 
+# What an assistant job keeps of its parameters once its prompt is purged: what its media needs to
+# be shown (the frame's shape, how many variations there are). Style, strength, seed and the rest
+# describe what the person asked for, so they go with the prompt.
+ASSISTANT_KEPT_PARAMS = ("aspect_ratio", "num_outputs")
+
+
+def retention_assistant_prompts_purge(*, now=None) -> int:
+    """Blank the prompt, negative prompt, seed and parameters (all but ASSISTANT_KEPT_PARAMS) of
+    finished generations asked for from an assistant (a GPT Action or an MCP client) more than
+    ASSISTANT_PROMPT_RETENTION_DAYS ago, unless their owner chose to keep assistant history like
+    the rest (PrivacySettings.keep_assistant_history). Their pictures and models stay in the
+    gallery until the person deletes them. Sets `prompt_purged_at`, so a row is done once."""
+    from generation.models import ASSISTANT_SOURCES, FINAL_STATUSES, Generation
+
+    now = now or timezone.now()
+    keepers = PrivacySettings.objects.filter(keep_assistant_history=True).values("user_id")
+    with transaction.atomic():
+        rows = list(
+            Generation.objects.filter(
+                source__in=ASSISTANT_SOURCES,
+                prompt_purged_at__isnull=True,
+                status__in=FINAL_STATUSES,
+                queued_at__lt=_before(settings.ASSISTANT_PROMPT_RETENTION_DAYS, now),
+            )
+            .exclude(owner_id__in=keepers)
+            .order_by("queued_at", "pk")
+            .select_for_update(skip_locked=True)
+            .only("pk", "params")[:BATCH]
+        )
+        for row in rows:
+            row.prompt = ""
+            row.negative_prompt = ""
+            row.seed = None
+            row.params = {name: value for name, value in (row.params or {}).items() if name in ASSISTANT_KEPT_PARAMS}
+            row.prompt_purged_at = now
+        Generation.objects.bulk_update(rows, ["prompt", "negative_prompt", "seed", "params", "prompt_purged_at"])
+    return len(rows)
+
+
 # One beat run keeps going while batches come back full, for at most this long: a backlog larger
 # than one batch is worked off in the same run instead of growing by a batch every six hours.
 RUN_SECONDS = 120
@@ -127,6 +169,7 @@ def retention_apply(*, now=None, budget_seconds: float = RUN_SECONDS) -> dict[st
         "webhook_payloads": (retention_webhook_payloads_purge, BATCH),
         "ips": (retention_ips_purge, BATCH),
         "inputs": (retention_inputs_purge, BATCH),
+        "assistant_prompts": (retention_assistant_prompts_purge, BATCH),
         "history": (retention_history_purge, None),
     }
     deadline = time.monotonic() + budget_seconds
@@ -165,3 +208,29 @@ def history_retention_of(*, user) -> int:
         PrivacySettings.objects.filter(user=user).values_list("history_retention_days", flat=True).first()
         or HistoryRetention.FOREVER
     )
+
+
+@transaction.atomic
+def assistant_history_keep_set(*, user, keep: bool, request=None) -> bool:
+    """The person's choice to keep what they send from ChatGPT and other assistants like the rest
+    of their history (True), or to have its prompts and parameters blanked after
+    ASSISTANT_PROMPT_RETENTION_DAYS (False, the default). Recorded in their activity log when it
+    changes; True if it did. Prompts already blanked do not come back."""
+    choice, _ = PrivacySettings.objects.select_for_update().get_or_create(user=user)
+    if choice.keep_assistant_history == keep:
+        return False
+    choice.keep_assistant_history = keep
+    choice.updated_at = timezone.now()
+    choice.save(update_fields=["keep_assistant_history", "updated_at"])
+    activity_record(
+        user=user,
+        kind=ActivityKind.RETENTION_CHANGED,
+        request=request,
+        keep_assistant_history=keep,
+        assistant_days=settings.ASSISTANT_PROMPT_RETENTION_DAYS,
+    )
+    return True
+
+
+def assistant_history_kept(*, user) -> bool:
+    return bool(PrivacySettings.objects.filter(user=user).values_list("keep_assistant_history", flat=True).first())

@@ -1,4 +1,5 @@
-"""Privacy tasks: retention (beat runs `apply_retention`; periods are settings)."""
+"""Privacy tasks: retention (beat runs `apply_retention` every 6 h; periods are settings), the
+assistant prompt purge (ASSISTANT_PROMPT_RETENTION_DAYS) included."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ retention choice on the privacy centre."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -91,6 +92,12 @@ class RetentionForm(forms.Form):
         coerce=int,
         widget=forms.RadioSelect,
     )
+    # Unticked (the default): prompts and parameters sent from an assistant are blanked after
+    # ASSISTANT_PROMPT_RETENTION_DAYS (privacy.services.retention).
+    keep_assistant_history = forms.BooleanField(
+        required=False,
+        label="Keep prompts I send from ChatGPT and other assistants like the rest of my history",
+    )
 
 
 @login_required
@@ -104,6 +111,15 @@ def retention_set(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request, f"Saved: {label[0].lower()}{label[1:]}." if days else "Saved: kept until you delete it."
             )
+        keep = form.cleaned_data["keep_assistant_history"]
+        if retention_service.assistant_history_keep_set(user=request.user, keep=keep, request=request):
+            messages.success(
+                request,
+                "Saved: prompts you send from assistants are kept like the rest of your history."
+                if keep
+                else f"Saved: prompts you send from assistants are removed after "
+                f"{settings.ASSISTANT_PROMPT_RETENTION_DAYS} days.",
+            )
     else:
         messages.error(request, "Pick one of the choices.")
     return redirect(reverse("privacy:centre") + "#activity")
@@ -112,7 +128,12 @@ def retention_set(request: HttpRequest) -> HttpResponse:
 def section_context(user) -> dict:
     """What the privacy centre's activity section needs: the retention choice."""
     days = retention_service.history_retention_of(user=user)
-    return {"retention_form": RetentionForm(initial={"days": days}), "retention_days": days}
+    keep = retention_service.assistant_history_kept(user=user)
+    return {
+        "retention_form": RetentionForm(initial={"days": days, "keep_assistant_history": keep}),
+        "retention_days": days,
+        "assistant_retention_days": settings.ASSISTANT_PROMPT_RETENTION_DAYS,
+    }
 
 
 urlpatterns = [

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from ninja import Field, Header, Query, Router, Schema, Status
+from ninja import Field, Header, Path, Query, Router, Schema, Status
 
 from accounts.api import Problem, generate_auth, read_auth
 from apiv1 import engine
@@ -240,6 +240,7 @@ WAIT = Query(
     "wait for the result, at most 40 (bigger values count as 40).",
 )
 
+GENERATION_ID = Path(description="The generation's id (from createGeneration or listGenerations).")
 KIND_FILTER = Query(None, description="Only this kind.")
 STATUS_FILTER = Query(None, description="Only this status.")
 
@@ -335,7 +336,8 @@ def create_generation(
     auth=read_auth,
     operation_id="listGenerations",
     summary="List your generations, newest first, a page at a time",
-    description="Filter by kind or status. Pass next_cursor from one page as cursor to get the next (older) one.",
+    description="Filter by kind or status. Pass next_cursor from one page as cursor to get the next (older) one. "
+    "A page may hold fewer items than limit (answers stay under 60,000 characters).",
     openapi_extra=_extra(False),
 )
 def list_generations(
@@ -345,16 +347,10 @@ def list_generations(
     kind: KindName | None = KIND_FILTER,
     status: StatusName | None = STATUS_FILTER,
 ):
-    items, next_cursor = engine.generation_list(
-        user=request.auth, cursor=cursor, limit=limit, kind=kind or "", status=status or ""
+    page = engine.generation_list_json(
+        user=request.auth, cursor=cursor, limit=limit, kind=kind or "", status=status or "", request=request
     )
-    return Status(
-        200,
-        {
-            "items": [engine.generation_json(generation, request=request) for generation in items],
-            "next_cursor": next_cursor or None,
-        },
-    )
+    return Status(200, page)
 
 
 @router.get(
@@ -368,7 +364,11 @@ def list_generations(
     openapi_extra=_extra(False, _202=ACCEPTED_HEADERS),
 )
 def get_generation(
-    request, response: HttpResponse, generation_id: uuid.UUID, wait: int | None = WAIT, prefer: str | None = PREFER
+    request,
+    response: HttpResponse,
+    generation_id: uuid.UUID = GENERATION_ID,
+    wait: int | None = WAIT,
+    prefer: str | None = PREFER,
 ):
     generation = engine.generation_get(user=request.auth, generation_id=generation_id)
     seconds, from_prefer = _wait_of(prefer, wait)
@@ -386,7 +386,7 @@ def get_generation(
     description="Only while it is queued or running (409 once it is final).",
     openapi_extra=_extra(False),
 )
-def cancel_generation(request, generation_id: uuid.UUID):
+def cancel_generation(request, generation_id: uuid.UUID = GENERATION_ID):
     generation = engine.generation_cancel(user=request.auth, generation_id=generation_id)
     return Status(200, engine.generation_json(generation, request=request))
 
@@ -401,6 +401,6 @@ def cancel_generation(request, generation_id: uuid.UUID):
     "go within moments. This cannot be undone.",
     openapi_extra=_extra(True),
 )
-def delete_generation(request, generation_id: uuid.UUID):
+def delete_generation(request, generation_id: uuid.UUID = GENERATION_ID):
     engine.generation_delete(user=request.auth, generation_id=generation_id)
     return Status(204, None)

@@ -40,6 +40,7 @@ from generation.selectors import (
 MAX_WAIT_SECONDS = 40.0  # GPT Actions give a call 45 s; MCP clients time out around a minute
 LIST_LIMIT_MAX = 50  # keeps a page far below the 100,000 characters a GPT Action accepts
 LIST_LIMIT_DEFAULT = 20
+LIST_MAX_CHARS = 60_000
 IDEMPOTENCY_KEY_MAX = 255
 FILE_REFS_MAX = 10  # ChatGPT sends at most ten files
 GLB_MIME = "model/gltf-binary"
@@ -116,10 +117,11 @@ def generation_create(
     (`IdempotencyKeyReused`). The transaction is held while an image link is fetched (bounded by
     INPUT_URL_DEADLINE); only the duplicate waits on it.
     """
-    entry = _entry(model)
     values = dict(params or {})
     if prompt:
         values["prompt"] = prompt
+    _refuse_nul({"model": model, "image_url": image_url, "Idempotency-Key": idempotency_key, **values})
+    entry = _entry(model)
     link = _image_link(image_url, file_refs)
     spec = services.GenerationSpec(model=entry, values=values, image_url=link, source=source)
     key = (idempotency_key or "").strip()
@@ -149,6 +151,13 @@ def generation_create(
             raise
         return replayed, False
     return generation, True
+
+
+def _refuse_nul(values: dict) -> None:
+    """PostgreSQL text cannot hold NUL characters: refuse them as bad input (422), not a 500."""
+    for name, value in values.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"{name.replace('_', ' ').capitalize()} contains a NUL character.", field=name)
 
 
 def request_fingerprint(*, model: str, values: dict, image_url: str = "", file_refs: list[dict] | None = None) -> str:
@@ -289,6 +298,32 @@ def generation_list(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, gallery_cursor_encode(rows[-1]) if more else ""
+
+
+def generation_list_json(
+    *,
+    user,
+    cursor: str = "",
+    limit: int = LIST_LIMIT_DEFAULT,
+    kind: str = "",
+    status: str = "",
+    request=None,
+    max_chars: int = LIST_MAX_CHARS,
+) -> dict:
+    """A page as JSON ({items, next_cursor}) that stays under `max_chars` characters whatever the
+    prompts hold (GPT Actions refuse answers over 100,000): a page that would grow past it ends
+    early, and its cursor continues right after the last item shown. At least one item is shown."""
+    rows, next_cursor = generation_list(user=user, cursor=cursor, limit=limit, kind=kind, status=status)
+    items: list[dict] = []
+    size = 0
+    for shown, generation in enumerate(rows):
+        item = generation_json(generation, request=request)
+        size += len(json.dumps(item))
+        if items and size > max_chars:
+            next_cursor = gallery_cursor_encode(rows[shown - 1])
+            break
+        items.append(item)
+    return {"items": items, "next_cursor": next_cursor or None}
 
 
 # --- changing -------------------------------------------------------------------------------------------

@@ -97,6 +97,15 @@ class ConsentView(AuthorizationView):
             return errors.InvalidRequestError(description='PKCE: use code_challenge_method "S256".')
         return None
 
+    def render_to_response(self, context, **response_kwargs):
+        """The consent form posts to us and we answer with a redirect to the client; browsers apply
+        CSP form-action to that redirect too, so this page allows the client's redirect origin."""
+        response = super().render_to_response(context, **response_kwargs)
+        origin = _origin(context.get("redirect_uri") or "")
+        if origin:
+            response._csp_update = {"form-action": [origin]}
+        return response
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         application = context.get("application")
@@ -110,6 +119,21 @@ class ConsentView(AuthorizationView):
                 {"name": scope, "description": descriptions.get(scope, scope)} for scope in context.get("scopes", [])
             ]
         return context
+
+
+def _origin(uri: str) -> str:
+    """scheme://host[:port] of an http(s) URI, else "" (a CSP source must not carry a path)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 def _host(uri: str) -> str:

@@ -113,3 +113,16 @@ def test_the_privacy_centre_choice_toggles_and_is_logged(alice, settings):
     assert "removed after 30 days" in response.content.decode()
     assert PrivacySettings.objects.get(user=alice).keep_assistant_history is False
     assert ActivityEvent.objects.filter(user=alice, kind=ActivityKind.RETENTION_CHANGED).count() == 2
+
+
+def test_the_current_policy_says_what_the_chat_path_keeps(client, settings):
+    from privacy.policy import current_policy
+
+    policy = current_policy()
+    assert policy.version == "2026-11-25" and not policy.material and policy.summary
+    page = client.get(reverse("privacy:policy")).content.decode()
+    assert f"kept {settings.ASSISTANT_PROMPT_RETENTION_DAYS} days after you send them" in page
+    assert "Keep prompts I send from ChatGPT and other assistants like the rest of my history" in page
+    assert "API keys" in page and "Connected apps" in page and "Webhook endpoints" in page
+    assert "your API keys and connected assistants (GPT Action, MCP) are refused until you resume" in page
+    assert "{" not in page.split("<main", 1)[1].split("</main>", 1)[0]  # every period filled in

@@ -9,37 +9,23 @@ the SDK runs inside the Django view rather than beside it as an ASGI app.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from accounts.api import bearer_authenticate
+from accounts.api import api_rate_check, bearer_authenticate
 from accounts.errors import AccountPausedForApi, ApiScopeMissing
 from accounts.models import ApiScope
+from apiv1.errors import ApiRateLimited
+from atelier_oauth.services import resource_mcp, resource_metadata_url
 from mcpserver.bridge import asgi_response
 from mcpserver.tools import CALLER_SCOPE_KEY, Caller, serve
 
-MCP_PATH = "/mcp"
-
-
-def resource_url() -> str:
-    """The protected resource this endpoint is (RFC 8707 / RFC 9728): <SITE_URL>/mcp."""
-    return settings.SITE_URL.rstrip("/") + MCP_PATH
-
-
-def resource_metadata_url() -> str:
-    """Where this resource's metadata lives (RFC 9728), named in every 401 so an MCP client can
-    discover our authorization server from it."""
-    try:
-        from atelier_oauth.services import resource_metadata_url as metadata_url_of
-    except ImportError:  # the authorization server's services are not in this build yet
-        return settings.SITE_URL.rstrip("/") + "/.well-known/oauth-protected-resource" + MCP_PATH
-    return metadata_url_of(resource_url())
-
 
 def _challenge(**params: str) -> str:
-    fields = {**params, "resource_metadata": resource_metadata_url()}
+    # RFC 9728: the 401 names where this resource's metadata lives, from which an MCP client
+    # finds our authorization server (and registers, and asks the person).
+    fields = {**params, "resource_metadata": resource_metadata_url(resource_mcp())}
     return "Bearer " + ", ".join(f'{name}="{value}"' for name, value in fields.items())
 
 
@@ -48,6 +34,16 @@ def _unauthorized(detail: str, *, reason: str, error: str | None = None) -> Http
     params = {"error": error, "error_description": detail} if error else {}
     response["WWW-Authenticate"] = _challenge(**params)
     return response
+
+
+def _meant_for_us(request: HttpRequest) -> bool:
+    """An OAuth token asked for another of our resources (RFC 8707 `resource`, e.g. the API at
+    /api/v1) is not good here; one asked for without a resource is good for both, as for the
+    API. API keys carry no audience."""
+    access = getattr(request, "oauth_token", None)
+    if access is None or not access.resource:
+        return True
+    return resource_mcp() in {value.rstrip("/") for value in access.resource}
 
 
 def _bearer_token(request: HttpRequest) -> str:
@@ -81,6 +77,18 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
             reason="invalid_token",
             error="invalid_token",
         )
+    if not _meant_for_us(request):
+        return _unauthorized(
+            "This access token was issued for another Atelier resource, not the MCP server. Connect again.",
+            reason="invalid_token",
+            error="invalid_token",
+        )
+    try:
+        api_rate_check(request, user)  # the API's limits: per person, and per key or OAuth app
+    except ApiRateLimited as exc:
+        response = JsonResponse({"detail": str(exc), "reason": "rate_limited"}, status=429)
+        response["Retry-After"] = str(max(1, int(round(float(exc.retry_after or 1)))))
+        return response
     if request.method == "GET":
         # No server-initiated stream: every session is stateless, so nothing could ever be sent on
         # it, and an idle GET would hold a web worker for as long as the client keeps it open.

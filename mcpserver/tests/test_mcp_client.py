@@ -270,3 +270,48 @@ def test_another_persons_generation_is_not_found(mcp_site, funded_alice, bob):
     assert "bob's secret" not in _text(seen)
     assert listed.structured_content["items"] == []
     assert garbage.is_error is True and _text(garbage) == _text(seen)
+
+
+def test_an_oauth_token_bound_to_the_api_is_refused_here(mcp_site, alice):
+    from atelier_oauth import services
+    from atelier_oauth.tests.conftest import ClientCredentials, obtain_token
+
+    application, secret = services.gpt_action_client_create(
+        redirect_uri="https://chat.openai.com/aip/g-0123456789abcdef/oauth/callback", name="ChatGPT"
+    )
+    gpt = ClientCredentials(application=application, client_id=application.client_id, client_secret=secret)
+    for_api = obtain_token(mcp_site.url, gpt, alice, resource=f"{mcp_site.url}/api/v1")["access_token"]
+    unbound = obtain_token(mcp_site.url, gpt, alice)["access_token"]
+
+    def tools_list(token):
+        return requests.post(
+            url_of(mcp_site),
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=10,
+        )
+
+    refused = tools_list(for_api)
+    assert refused.status_code == 401
+    assert "another Atelier resource" in refused.json()["detail"]
+    assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+    accepted = tools_list(unbound)  # asked for without a resource: good for the API and here
+    assert accepted.status_code == 200
+    assert len(accepted.json()["result"]["tools"]) == 7
+
+
+def test_calls_count_against_the_api_rate_limit(mcp_site, alice, settings):
+    settings.API_RATE_PER_KEY = "3/m"
+    token = make_key(alice)
+    answers = [
+        requests.post(
+            url_of(mcp_site),
+            json={"jsonrpc": "2.0", "id": n, "method": "tools/list"},
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=10,
+        )
+        for n in range(4)
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert answers[-1].json()["reason"] == "rate_limited"

@@ -236,8 +236,8 @@ def _client_metadata(data: dict):
 
 
 def _register_throttle(request: HttpRequest) -> HttpResponse | None:
-    """OAUTH_REGISTER_RATE registrations per client address (config.net.client_ip), counted by
-    django-ratelimit in the shared cache; past it a 429 with Retry-After."""
+    """OAUTH_REGISTER_RATE registrations per client address (config.net.client_ip, IPv6 by /64),
+    counted by django-ratelimit in the shared cache; past it a 429 with Retry-After."""
     from django_ratelimit.core import get_usage
 
     from config.net import client_ip
@@ -245,7 +245,7 @@ def _register_throttle(request: HttpRequest) -> HttpResponse | None:
     usage = get_usage(
         request,
         group=DCR_RATE_GROUP,
-        key=lambda group, req: f"ip:{client_ip(req)}",
+        key=lambda group, req: _address_key(client_ip(req)),
         rate=settings.OAUTH_REGISTER_RATE,
         increment=True,
     )
@@ -257,6 +257,19 @@ def _register_throttle(request: HttpRequest) -> HttpResponse | None:
     )
     response["Retry-After"] = str(max(1, int(usage["time_left"])))
     return response
+
+
+def _address_key(address: str) -> str:
+    """IPv6 by /64, which one person usually holds whole (as allauth's limiter does)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"ip:{address}"
+    if ip.version == 6:
+        return f"ip:{ipaddress.ip_network(f'{ip}/64', strict=False)}"
+    return f"ip:{ip}"
 
 
 # --- metadata (RFC 8414, RFC 9728) ----------------------------------------------------------------

@@ -515,6 +515,9 @@ OAUTH2_PROVIDER = {
 SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
 # OAuth: dynamic client registrations allowed per client address (config.net.client_ip).
 OAUTH_REGISTER_RATE = env.str("OAUTH_REGISTER_RATE", default="10/h")
+# OAuth: client ids allowed to skip PKCE (none by default). Only for the staff-created confidential
+# GPT Action client, and only if ChatGPT turns out not to send a code_challenge.
+OAUTH_PKCE_EXEMPT_CLIENT_IDS: list[str] = env.list("OAUTH_PKCE_EXEMPT_CLIENT_IDS", default=[])
 
 # API v1
 # Calls allowed per API key or OAuth token, and per person over all their credentials and the

@@ -193,3 +193,29 @@ def test_last_used_moves_at_most_once_a_minute(client, gpt_client, alice):
     services.access_token_authenticate(request=RequestFactory().get("/"), token=token["access_token"], scope="read")
     assert AccessToken.objects.get(user=alice).updated == used
     assert services.connections_for(user=alice)[0].last_used_at == used
+
+
+def test_pkce_exemption_is_per_named_client_only(client, gpt_client, alice, settings):
+    """The operator's way out for a GPT Action without PKCE: that client id only, and the token
+    endpoint still wants its secret."""
+    client.force_login(alice)
+    no_pkce = {"code_challenge": None, "code_challenge_method": None}
+    settings.OAUTH_PKCE_EXEMPT_CLIENT_IDS = ["someone-else"]
+    refused = client.get(authorize_url(gpt_client, **no_pkce))
+    assert parse_qs(urlsplit(refused["Location"]).query)["error"] == ["invalid_request"]
+
+    settings.OAUTH_PKCE_EXEMPT_CLIENT_IDS = [gpt_client.client_id]
+    from atelier_oauth.tests.conftest import consent_form
+
+    url = authorize_url(gpt_client, **no_pkce)
+    fields, _ = consent_form(client.get(url).content.decode())
+    fields["allow"] = "Authorize"
+    code = parse_qs(urlsplit(client.post(url, data=fields)["Location"]).query)["code"][0]
+    exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": GPT_CALLBACK}
+    wrong = Client().post("/oauth/token/", data={**exchange, "client_id": gpt_client.client_id, "client_secret": "no"})
+    assert wrong.status_code == 401
+    token = Client().post(
+        "/oauth/token/",
+        data={**exchange, "client_id": gpt_client.client_id, "client_secret": gpt_client.client_secret},
+    )
+    assert token.status_code == 200, token.content

@@ -108,9 +108,12 @@ def test_registration_is_rate_limited_per_address(client, settings):
     assert limited.status_code == 429
     assert int(limited["Retry-After"]) > 0
     assert limited.json()["error"] == "too_many_requests"
-    # Another address is counted on its own.
+    # Another address is counted on its own; IPv6 by /64.
     assert register(client, body, address="203.0.113.6").status_code == 201
-    assert get_application_model().objects.count() == 4
+    for n in range(3):
+        assert register(client, body, address=f"2001:db8:1:2::{n + 1}").status_code == 201
+    assert register(client, body, address="2001:db8:1:2:ffff::9").status_code == 429
+    assert get_application_model().objects.count() == 7
 
 
 def test_a_signed_in_cookie_does_not_make_the_app_someones(client, alice):

@@ -52,6 +52,11 @@ class ConsentView(AuthorizationView):
     the person is asked every time an app asks."""
 
     def get(self, request, *args, **kwargs):
+        # DOT lets the client ask for `approval_prompt=auto` (no screen when an earlier token
+        # covers the scopes); the person is asked every time here, whatever the client sends.
+        if "approval_prompt" in request.GET:
+            request.GET = request.GET.copy()
+            del request.GET["approval_prompt"]
         refusal = self._refusal(
             resources=request.GET.getlist("resource"),
             code_challenge=request.GET.get("code_challenge"),

@@ -219,3 +219,13 @@ def test_pkce_exemption_is_per_named_client_only(client, gpt_client, alice, sett
         data={**exchange, "client_id": gpt_client.client_id, "client_secret": gpt_client.client_secret},
     )
     assert token.status_code == 200, token.content
+
+
+def test_client_cannot_skip_the_consent_screen(client, gpt_client, alice):
+    """approval_prompt=auto would let DOT issue a code without asking when an earlier token covers
+    the scopes; Atelier asks every time."""
+    token_in_process(client, gpt_client, alice)
+    client.force_login(alice)
+    page = client.get(authorize_url(gpt_client, approval_prompt="auto"))
+    assert page.status_code == 200
+    assert ">Allow</button>" in page.content.decode()

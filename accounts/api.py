@@ -70,9 +70,22 @@ def api_rate_check(request: HttpRequest, user) -> None:
 
 
 class SessionAuth(NinjaSessionAuth):
-    """The signed-in browser session (CSRF-checked on writes, by ninja), rate-limited per person."""
+    """The signed-in browser session (CSRF-checked on writes), rate-limited per person.
+
+    Only a request that carries the session cookie and no Bearer credential is a session request:
+    ninja would otherwise check CSRF on every POST, refusing API clients that have no cookie at
+    all (a cross-site page cannot forge the Authorization header, so Bearer calls need no token)."""
+
+    def _get_key(self, request: HttpRequest):
+        if request.headers.get("Authorization", "").lower().startswith("bearer "):
+            return None
+        if self.param_name not in request.COOKIES:
+            return None
+        return super()._get_key(request)  # CSRF check, then the cookie
 
     def authenticate(self, request: HttpRequest, key):
+        if key is None:
+            return None
         user = super().authenticate(request, key)
         if user is not None:
             api_rate_check(request, user)

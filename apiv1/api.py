@@ -355,7 +355,7 @@ def list_generations(
 
 @router.get(
     "/generations/{generation_id}",
-    response={200: GenerationOut, 202: GenerationOut, **_problems(401, 403, 404, 429)},
+    response={200: GenerationOut, 202: GenerationOut, **_problems(401, 403, 404, 422, 429)},
     auth=read_auth,
     operation_id="getGeneration",
     summary="Get one generation: its status, and when done, links to its files (and 3D viewer)",
@@ -379,7 +379,7 @@ def get_generation(
 
 @router.post(
     "/generations/{generation_id}/cancel",
-    response={200: GenerationOut, **_problems(401, 403, 404, 409, 429)},
+    response={200: GenerationOut, **_problems(401, 403, 404, 409, 422, 429)},
     auth=generate_auth,
     operation_id="cancelGeneration",
     summary="Cancel a queued or running generation; its credits come back",
@@ -393,7 +393,7 @@ def cancel_generation(request, generation_id: uuid.UUID = GENERATION_ID):
 
 @router.delete(
     "/generations/{generation_id}",
-    response={204: None, **_problems(401, 403, 404, 429)},
+    response={204: None, **_problems(401, 403, 404, 422, 429)},
     auth=generate_auth,
     operation_id="deleteGeneration",
     summary="Delete a generation and its files for good",

@@ -347,3 +347,14 @@ def test_someone_else_is_not_slowed_by_my_limit(key, settings):
     assert Client().get("/api/v1/me", **bearer(key)).status_code == 200
     assert Client().get("/api/v1/me", **bearer(key)).status_code == 429
     assert Client().get("/api/v1/me", **bearer(theirs)).status_code == 200
+
+
+def test_bearer_calls_need_no_csrf_token_and_session_writes_do(key, funded):
+    strict = Client(enforce_csrf_checks=True)
+    assert post(strict, key, {"model": "local-canvas", "prompt": "x"}).status_code == 202
+    strict.force_login(funded)
+    assert post(strict, key, {"model": "local-canvas", "prompt": "x"}).status_code == 202  # the key decides
+    refused = post(strict, None, {"model": "local-canvas", "prompt": "x"})
+    problem(refused, 403, "forbidden")
+    assert strict.get("/api/v1/me").status_code == 200  # reads need no token
+    assert Generation.objects.count() == 2

@@ -302,3 +302,28 @@ def gpt_action_client_create(*, redirect_uri: str, name: str = "ChatGPT"):
     application.full_clean()
     application.save()
     return application, secret
+
+
+# --- housekeeping ------------------------------------------------------------------------------------
+
+
+def oauth_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
+    """Beat's sweep: DOT's `clear_expired` (expired access tokens and codes; revoked refresh tokens
+    once they could no longer be replayed), then self-registered clients nobody ever connected
+    within OAUTH_UNUSED_CLIENT_DAYS (open registration would otherwise pile them up)."""
+    from oauth2_provider.models import clear_expired
+
+    clear_expired()
+    Application = get_application_model()
+    AccessToken = get_access_token_model()
+    RefreshToken = get_refresh_token_model()
+    Grant = get_grant_model()
+    cutoff = (now or timezone.now()) - timedelta(days=settings.OAUTH_UNUSED_CLIENT_DAYS)
+    used = set(AccessToken.objects.values_list("application_id", flat=True).distinct())
+    used |= set(RefreshToken.objects.values_list("application_id", flat=True).distinct())
+    used |= set(Grant.objects.values_list("application_id", flat=True).distinct())
+    unused = Application.objects.filter(
+        registration_source=Application.RegistrationSource.DCR, created__lt=cutoff
+    ).exclude(pk__in=used)
+    removed, _ = unused.delete()
+    return {"unused_clients_removed": removed}

@@ -518,6 +518,10 @@ OAUTH_REGISTER_RATE = env.str("OAUTH_REGISTER_RATE", default="10/h")
 # OAuth: client ids allowed to skip PKCE (none by default). Only for the staff-created confidential
 # GPT Action client, and only if ChatGPT turns out not to send a code_challenge.
 OAUTH_PKCE_EXEMPT_CLIENT_IDS: list[str] = env.list("OAUTH_PKCE_EXEMPT_CLIENT_IDS", default=[])
+# OAuth: self-registered clients never connected to anyone are removed after this many days, by
+# beat's hourly sweep, which also clears expired tokens and codes.
+OAUTH_UNUSED_CLIENT_DAYS = env.int("OAUTH_UNUSED_CLIENT_DAYS", default=7)
+CELERY_BEAT_SCHEDULE["oauth-housekeeping"] = {"task": "atelier_oauth.tasks.oauth_housekeeping", "schedule": 3600.0}
 
 # API v1
 # Calls allowed per API key or OAuth token, and per person over all their credentials and the

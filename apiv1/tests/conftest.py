@@ -28,6 +28,20 @@ def png(size=(96, 64), color=(200, 120, 40)) -> bytes:
     return buffer.getvalue()
 
 
+def relief_png(side: int = 160) -> bytes:
+    """A picture with light and shade (a lit dome on a gradient), so a 3D relief made from it has depth."""
+    from PIL import ImageChops, ImageDraw, ImageFilter
+
+    ramp = Image.linear_gradient("L").resize((side, side))
+    dome = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(dome).ellipse((side // 5, side // 5, side * 4 // 5, side * 4 // 5), fill=255)
+    light = ImageChops.lighter(ramp.point(lambda v: v // 2), dome.filter(ImageFilter.GaussianBlur(side // 10)))
+    picture = Image.merge("RGB", (light, light.point(lambda v: v * 3 // 4), Image.new("L", (side, side), 90)))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @pytest.fixture
 def funded(alice):
     fund(alice, 10)
@@ -52,7 +66,7 @@ class _PictureHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        body = png() if self.path.endswith(".png") else b"not a picture"
+        body = relief_png() if self.path.endswith(".png") else b"not a picture"
         self.send_response(200)
         self.send_header("Content-Type", "image/png" if self.path.endswith(".png") else "text/plain")
         self.send_header("Content-Length", str(len(body)))

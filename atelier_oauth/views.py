@@ -12,9 +12,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -33,6 +37,7 @@ from oauth2_provider.views.metadata import OAuthProtectedResourceMetadataView, O
 from oauthlib.oauth2.rfc6749 import errors
 
 from atelier_oauth import services
+from atelier_oauth.validators import invalid_target
 
 # RFC 7591 client metadata we act on; other members are ignored, as section 2 allows.
 DCR_GRANT_TYPES = {"authorization_code", "refresh_token"}
@@ -93,8 +98,6 @@ class ConsentView(AuthorizationView):
     def _refusal(*, resources, code_challenge, method):
         for resource in resources:
             if not services.resource_is_ours(resource):
-                from atelier_oauth.validators import invalid_target
-
                 return invalid_target(resource)
         # RFC 7636 makes a missing method mean "plain"; we take S256 only (OAuth 2.1, RFC 9700).
         # A missing challenge is left to DOT (PKCE_REQUIRED), which answers invalid_request.
@@ -128,8 +131,6 @@ class ConsentView(AuthorizationView):
 
 def _origin(uri: str) -> str:
     """scheme://host[:port] of an http(s) URI, else "" (a CSP source must not carry a path)."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(uri)
         port = parts.port
@@ -142,8 +143,6 @@ def _origin(uri: str) -> str:
 
 
 def _host(uri: str) -> str:
-    from urllib.parse import urlsplit
-
     try:
         return urlsplit(uri).hostname or ""
     except ValueError:
@@ -173,12 +172,8 @@ class RegisterView(DynamicClientRegistrationView):
         application = Application(user=None, registration_source=Application.RegistrationSource.DCR, **fields)
         secret = application.client_secret if application.client_type == Application.CLIENT_CONFIDENTIAL else None
         try:
-            application.full_clean()
-        except Exception as exc:  # ValidationError: DOT's own checks of the redirect URIs
-            from django.core.exceptions import ValidationError
-
-            if not isinstance(exc, ValidationError):
-                raise
+            application.full_clean()  # DOT's own checks of the redirect URIs, on top of ours
+        except ValidationError as exc:
             return _error_response("invalid_client_metadata", "; ".join(exc.messages))
         application.save()
         body = {
@@ -266,8 +261,6 @@ def _register_throttle(request: HttpRequest) -> HttpResponse | None:
 
 def _address_key(address: str) -> str:
     """IPv6 by /64, which one person usually holds whole (as allauth's limiter does)."""
-    import ipaddress
-
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -10,6 +10,7 @@ Actions as much as for people: operationIds, short summaries, examples, and
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -211,15 +212,18 @@ def _wait_of(prefer: str | None, wait: int | None) -> tuple[float | None, bool]:
     return None, False
 
 
-def _answer(request: HttpRequest, response: HttpResponse, generation, *, seconds, from_prefer, final_status=200):
-    """200 with the final result, or 202 with the job so far and where to poll (`Location`)."""
+def _answer(request: HttpRequest, response: HttpResponse, generation, *, seconds, from_prefer, started: float):
+    """200 with the final result, or 202 with the job so far and where to poll (`Location`).
+
+    The wait counts from the start of the request, so fetching an input picture is part of it
+    and a `wait=40` call answers within about 40 s (GPT Actions give up at 45)."""
     if seconds is not None:
-        generation = engine.generation_wait(generation, seconds)
+        generation = engine.generation_wait(generation, max(0.0, seconds - (time.monotonic() - started)))
         if from_prefer:
             response["Preference-Applied"] = f"wait={int(seconds)}"
     data = engine.generation_json(generation, request=request)
     if seconds is not None and generation.is_final:
-        return Status(final_status, data)
+        return Status(200, data)
     response["Location"] = request.build_absolute_uri(
         reverse("api:get_generation", kwargs={"generation_id": generation.uuid})
     )
@@ -306,6 +310,7 @@ def create_generation(
         "first job and charges once (for 24 hours).",
     ),
 ):
+    started = time.monotonic()
     values = {
         name: value
         for name, value in payload.dict(
@@ -327,7 +332,7 @@ def create_generation(
     if not created:
         response["Idempotent-Replayed"] = "true"
     seconds, from_prefer = _wait_of(prefer, wait)
-    return _answer(request, response, generation, seconds=seconds, from_prefer=from_prefer)
+    return _answer(request, response, generation, seconds=seconds, from_prefer=from_prefer, started=started)
 
 
 @router.get(
@@ -370,11 +375,12 @@ def get_generation(
     wait: int | None = WAIT,
     prefer: str | None = PREFER,
 ):
+    started = time.monotonic()
     generation = engine.generation_get(user=request.auth, generation_id=generation_id)
     seconds, from_prefer = _wait_of(prefer, wait)
     if seconds is None:
         return Status(200, engine.generation_json(generation, request=request))
-    return _answer(request, response, generation, seconds=seconds, from_prefer=from_prefer)
+    return _answer(request, response, generation, seconds=seconds, from_prefer=from_prefer, started=started)
 
 
 @router.post(

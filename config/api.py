@@ -7,6 +7,7 @@ import functools
 from django.conf import settings
 from django.http import HttpResponseNotAllowed
 from django.urls import URLPattern, re_path
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
 from accounts.api import api_errors_install, problem_response
@@ -59,6 +60,7 @@ def _problem_405(view):
     return wrapped
 
 
+@csrf_exempt  # a POST to a mistyped path gets the API's 404, not the CSRF failure page
 def _no_such_path(request, *args, **kwargs):
     return problem_response(status=404, slug="not_found", detail="There is no such API endpoint. See /api/v1/docs.")
 

@@ -303,8 +303,10 @@ def test_wrong_method_is_a_405_problem_with_allow(key):
     assert set(response["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
 
 
-def test_an_unknown_path_is_a_404_problem():
+def test_an_unknown_path_is_a_404_problem(key):
     problem(Client().get("/api/v1/nope/nothing"), 404, "not_found")
+    strict = Client(enforce_csrf_checks=True)
+    problem(strict.post("/api/v1/generation", {}, content_type="application/json", **bearer(key)), 404, "not_found")
 
 
 # --- rate limits --------------------------------------------------------------------------------------------------

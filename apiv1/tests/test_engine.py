@@ -85,3 +85,48 @@ def test_list_pages_with_a_cursor_and_filters(funded):
 
 def test_credits_json(funded):
     assert engine.credits_json(funded) == {"balance": 10, "debt": 0, "plan": "free", "plan_title": None}
+
+
+def test_keys_expire_after_api_idempotency_hours_and_are_swept(funded, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apiv1.models import IdempotencyRecord
+    from apiv1.tasks import sweep_idempotency_records
+
+    first, _ = engine.generation_create(
+        user=funded, model="local-canvas", prompt="a fox", source=Source.API, idempotency_key="old"
+    )
+    engine.generation_create(user=funded, model="local-canvas", prompt="new", source=Source.API, idempotency_key="new")
+    past = timezone.now() - timedelta(hours=settings.API_IDEMPOTENCY_HOURS, minutes=1)
+    IdempotencyRecord.objects.filter(key="old").update(created_at=past)
+
+    # Past its time, the key starts a new job (and charges it) instead of replaying the old one.
+    again, created = engine.generation_create(
+        user=funded, model="local-canvas", prompt="a fox", source=Source.API, idempotency_key="old"
+    )
+    assert created and again.pk != first.pk
+    IdempotencyRecord.objects.filter(key="old").update(created_at=past)
+    assert sweep_idempotency_records() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+def test_a_key_whose_generation_was_deleted_is_a_409(funded, django_capture_on_commit_callbacks):
+    generation, _ = engine.generation_create(
+        user=funded, model="local-canvas", prompt="a fox", source=Source.API, idempotency_key="gone"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        engine.generation_delete(user=funded, generation_id=generation.uuid)
+    with pytest.raises(engine.IdempotencyTargetGone) as caught:
+        engine.generation_create(
+            user=funded, model="local-canvas", prompt="a fox", source=Source.API, idempotency_key="gone"
+        )
+    assert caught.value.status == 409
+
+
+def test_nul_characters_are_refused_as_input(funded):
+    with pytest.raises(InvalidInput) as caught:
+        engine.generation_create(user=funded, model="local-canvas", prompt="a\x00b", source=Source.API)
+    assert caught.value.field == "prompt"
+    assert not Generation.objects.exists()

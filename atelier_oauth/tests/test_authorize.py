@@ -229,3 +229,21 @@ def test_client_cannot_skip_the_consent_screen(client, gpt_client, alice):
     page = client.get(authorize_url(gpt_client, approval_prompt="auto"))
     assert page.status_code == 200
     assert ">Allow</button>" in page.content.decode()
+
+
+def test_token_asked_without_resource_is_good_for_both_resources(client, gpt_client, alice):
+    token = token_in_process(client, gpt_client, alice)
+    for resource in services.resources():
+        request = RequestFactory().get("/")
+        assert (
+            services.access_token_authenticate(
+                request=request, token=token["access_token"], scope="read", resource=resource
+            )
+            == alice
+        )
+    assert (
+        services.access_token_authenticate(
+            request=RequestFactory().get("/"), token="not-a-token", scope="read", resource=services.resource_mcp()
+        )
+        is None
+    )

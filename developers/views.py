@@ -12,7 +12,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from config.errors import ApplicationError, form_error
-from developers import services
+from developers import guide, services
 from developers.forms import WebhookEndpointForm
 from developers.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -22,6 +22,29 @@ def _url_or_none(name: str) -> str | None:
         return reverse(name)
     except NoReverseMatch:
         return None
+
+
+# The problem+json `type`s a client can meet, in the order a developer looks for them; each row's
+# id is the fragment of <SITE_URL>/developers/errors#<type>.
+ERROR_TYPES = (
+    ("unauthorized", 401, "No credential, or one that is unknown, expired or revoked."),
+    ("insufficient_scope", 403, "The key or token lacks the scope this call needs (read or generate)."),
+    ("account_paused", 403, "The account is paused on the privacy centre; nothing is done for it until it resumes."),
+    ("account_in_debt", 403, "A payment was reversed and the account owes credits; new jobs wait until it is settled."),
+    ("insufficient_credits", 402, "Not enough credits for this job. The detail says how many it needs."),
+    ("invalid_input", 422, "A value can't be used (unknown model, a ratio it lacks, an image link we won't fetch)."),
+    ("validation_error", 422, "The request body or a parameter does not match the schema; see errors."),
+    ("idempotency_key_reused", 422, "This Idempotency-Key was used with a different request body."),
+    ("idempotency_key_spent", 409, "The request with this Idempotency-Key is still being handled; retry shortly."),
+    ("not_found", 404, "No such generation among yours (someone else's ids are not found either), or no such path."),
+    ("conflict", 409, "The action does not fit the state, e.g. cancelling a finished generation."),
+    ("method_not_allowed", 405, "That path does not take this HTTP method."),
+    ("rate_limited", 429, "Too many requests: wait Retry-After seconds."),
+    ("provider_error", 502, "The model provider failed. Credits are refunded; try again later."),
+    ("storage_unavailable", 503, "Our storage did not answer. Nothing was charged; try again."),
+    ("bad_request", 400, "The request could not be read (e.g. malformed JSON)."),
+    ("forbidden", 403, "Not allowed for this account."),
+)
 
 
 def index(request: HttpRequest) -> HttpResponse:
@@ -45,8 +68,22 @@ def index(request: HttpRequest) -> HttpResponse:
             "retry_hours": round(sum(settings.DEVELOPER_WEBHOOK_RETRY_SCHEDULE) / 3600),
             "retry_count": len(settings.DEVELOPER_WEBHOOK_RETRY_SCHEDULE),
             "events": WebhookEvent.values,
+            "examples": guide.examples(site=site, mcp_url=f"{site}/mcp"),
+            "error_types": ERROR_TYPES,
+            "rate_per_key": _rate(getattr(settings, "API_RATE_PER_KEY", "")),
+            "rate_per_user": _rate(getattr(settings, "API_RATE_PER_USER", "")),
+            "submit_rate": _rate(settings.GENERATION_SUBMIT_RATE_PER_USER),
         },
     )
+
+
+def _rate(rate: str) -> str:
+    """django-ratelimit's "120/m" in words: "120 a minute"."""
+    count, _, period = rate.partition("/")
+    unit = {"s": "second", "m": "minute", "h": "hour", "d": "day"}.get(period[-1:] if period else "", "")
+    if not count.isdigit() or not unit:
+        return rate
+    return f"{count} a {unit}" if period in ("s", "m", "h", "d") else f"{count} per {period[:-1]} {unit}s"
 
 
 def _endpoint(request: HttpRequest, uuid) -> WebhookEndpoint:

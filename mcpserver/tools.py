@@ -176,14 +176,20 @@ def _submit(caller: Caller, *, kind: str, model: str | None, prompt: str, params
 
 
 def _image_blocks(generation) -> list[ImageContent]:
-    """The finished job's pictures (a 3D job's poster) as image blocks, each under ~1 MB."""
+    """The finished job's pictures as image blocks, each under ~1 MB: an image job's outputs; for
+    a 3D model, the picture its gallery card shows (poster, or the thumbnail of its input)."""
     from generation import storage
-    from generation.models import AssetRole
+    from generation.models import AssetRole, Kind
+    from generation.selectors import gallery_picture
 
-    assets = [a for a in generation.assets.all() if a.mime_type.startswith("image/")]
-    outputs = [a for a in assets if a.role == AssetRole.OUTPUT] or [a for a in assets if a.role == AssetRole.POSTER]
+    if generation.kind == Kind.IMAGE_TO_3D:
+        picture = gallery_picture(generation)
+        pictures = [picture] if picture is not None else []
+    else:
+        outputs = [a for a in generation.assets.all() if a.role == AssetRole.OUTPUT]
+        pictures = sorted((a for a in outputs if a.mime_type.startswith("image/")), key=lambda a: a.index)
     blocks = []
-    for asset in sorted(outputs, key=lambda a: a.index)[:MAX_IMAGE_BLOCKS]:
+    for asset in pictures[:MAX_IMAGE_BLOCKS]:
         data, mime = image_for_chat(storage.read_bytes(asset.storage_key), asset.mime_type)
         blocks.append(ImageContent(data=base64.b64encode(data).decode("ascii"), mime_type=mime))
     return blocks

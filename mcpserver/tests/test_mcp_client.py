@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 
 import pytest
 import requests
@@ -192,8 +193,25 @@ def test_edit_and_3d_take_a_picture_link_and_a_3d_result_links_its_viewer(mcp_si
     assert job["kind"] == "image_to_3d" and job["status"] == "succeeded"
     assert job["outputs"][0]["mime_type"] == "model/gltf-binary"
     assert job["viewer_url"] and job["viewer_url"] in _text(model)
+    assert [block.type for block in model.content] == ["text", "image"]  # a picture of what was made
     viewer = requests.get(job["viewer_url"], timeout=10)  # opens without signing in
     assert viewer.status_code == 200
+
+
+def test_pictures_for_a_chat_are_png_or_jpeg_under_a_megabyte():
+    from mcpserver.tools import image_for_chat
+
+    small = io.BytesIO()
+    Image.new("RGB", (64, 64), "teal").save(small, "PNG")
+    assert image_for_chat(small.getvalue(), "image/png") == (small.getvalue(), "image/png")  # as stored
+
+    noisy = Image.frombytes("RGB", (2400, 2400), os.urandom(2400 * 2400 * 3))  # ~17 MB as PNG
+    big = io.BytesIO()
+    noisy.save(big, "WEBP", lossless=True)
+    data, mime = image_for_chat(big.getvalue(), "image/webp")
+    assert mime == "image/jpeg" and len(data) <= 1_000_000
+    shrunk = Image.open(io.BytesIO(data))
+    assert shrunk.format == "JPEG" and shrunk.width * 2400 == shrunk.height * 2400  # same shape, smaller
 
 
 def test_a_spending_call_without_credits_is_a_tool_error_naming_credits(mcp_site, alice):

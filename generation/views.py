@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from billing.errors import InsufficientCredits
 from billing.selectors import balance_of
+from config.errors import ApplicationError, form_error
 from generation import catalog, selectors, services, storage
 from generation.errors import AccountPaused, InvalidInput, NotAllowed, ProviderError, SubmitRateLimited
 from generation.forms import TABS, CreateForm
@@ -110,6 +111,21 @@ def _keep_upload(request: HttpRequest, form: CreateForm) -> None:
     form.data.pop("source_asset", None)
 
 
+def _refused_submit(form: CreateForm, exc: ApplicationError) -> bool:
+    """Show a refused submit on the form (beside its field when it has one; `form_error`) and
+    say whether the picture is worth keeping for the next try: not when the refusal means "not
+    now" (credits, debt) or the account is paused (no new processing, not even a kept upload)."""
+    if isinstance(exc, ProviderError):  # e.g. our storage is down: nothing was charged
+        logger.warning("submit failed: %s", exc.detail)
+    if isinstance(exc, InsufficientCredits):
+        form.add_error(
+            None, format_html('{} <a href="{}">See your credits</a>.', str(exc), reverse("billing:overview"))
+        )
+        return False
+    form_error(form, exc)
+    return not isinstance(exc, AccountPaused)
+
+
 @login_required
 def create(request: HttpRequest) -> HttpResponse:
     tab = _tab(request)
@@ -138,17 +154,8 @@ def create(request: HttpRequest) -> HttpResponse:
             )
             try:
                 generation = services.generation_submit(user=request.user, spec=spec)
-            except InvalidInput as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-                keep_upload = not isinstance(exc, AccountPaused)  # paused: store nothing new
-            except ProviderError as exc:  # our storage is down: nothing was charged
-                logger.warning("submit failed: %s", exc.detail)
-                form.add_error(None, str(exc))
-            except InsufficientCredits as exc:
-                form.add_error(
-                    None, format_html('{} <a href="{}">See your credits</a>.', str(exc), reverse("billing:overview"))
-                )
-                keep_upload = False
+            except ApplicationError as exc:  # one mapping for every refusal (config.errors)
+                keep_upload = _refused_submit(form, exc)
             else:
                 return redirect("generation:detail", uuid=generation.uuid)
         if keep_upload:
@@ -303,13 +310,7 @@ def retry(request: HttpRequest, uuid) -> HttpResponse:
     try:
         services.generation_submit_throttle(request=request)  # every way of starting a job counts
         new = services.generation_retry(user=request.user, generation=generation)
-    except SubmitRateLimited as exc:
-        messages.error(request, str(exc))
-        return redirect("generation:detail", uuid=uuid)
-    except (NotAllowed, InvalidInput, ProviderError) as exc:
-        messages.error(request, str(exc))
-        return redirect("generation:detail", uuid=uuid)
-    except InsufficientCredits as exc:
+    except ApplicationError as exc:  # limits, state, input, provider, credits: the sentence says which
         messages.error(request, str(exc))
         return redirect("generation:detail", uuid=uuid)
     return redirect("generation:detail", uuid=new.uuid)
@@ -323,7 +324,7 @@ def run_again(request: HttpRequest, uuid) -> HttpResponse:
     try:
         services.generation_submit_throttle(request=request)  # every way of starting a job counts
         new = services.generation_run_again(user=request.user, generation=generation)
-    except (SubmitRateLimited, NotAllowed, InvalidInput, ProviderError, InsufficientCredits) as exc:
+    except ApplicationError as exc:
         messages.error(request, str(exc))
         return redirect("generation:detail", uuid=uuid)
     return redirect("generation:detail", uuid=new.uuid)

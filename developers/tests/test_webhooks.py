@@ -310,3 +310,24 @@ def test_a_3d_result_carries_the_signed_viewer_link(signed_in, alice, receiver, 
     assert data["kind"] == "image_to_3d" and data["outputs"][0]["mime_type"] == "model/gltf-binary"
     path = "/" + data["viewer_url"].split("://", 1)[1].split("/", 1)[1]
     assert Client().get(path).status_code == 200  # opens without sign-in
+
+
+def test_a_failed_job_sends_generation_failed_with_the_reason(
+    signed_in, alice, receiver, django_capture_on_commit_callbacks
+):
+    register(signed_in, receiver.url)
+    endpoint = WebhookEndpoint.objects.get()
+    spec = generation_services.GenerationSpec(
+        model=CatalogEntry.objects.get(slug="local-canvas"), values={"prompt": "never runs"}
+    )
+    with django_capture_on_commit_callbacks(execute=False):  # queued, not run
+        generation = generation_services.generation_submit(user=alice, spec=spec)
+    with django_capture_on_commit_callbacks(execute=True):
+        generation_services.generation_fail(
+            generation_id=generation.pk, message="The model provider failed.", detail="HTTP 500"
+        )
+
+    event = verify(endpoint, receiver.requests[0])
+    assert event["type"] == "generation.failed"
+    assert event["data"]["status"] == "failed" and event["data"]["error"] == "The model provider failed."
+    assert event["data"]["outputs"] == [] and "HTTP 500" not in receiver.requests[0].body.decode()

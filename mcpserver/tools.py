@@ -34,6 +34,7 @@ from generation.catalog import STYLE_PRESETS
 
 CALLER_SCOPE_KEY = "atelier.caller"
 WAIT_SECONDS = 40  # a generation tool holds the call this long at most, then answers with the job
+POLL_WAIT_MAX = 40  # get_generation's wait_seconds (apiv1.engine waits at most MAX_WAIT_SECONDS)
 WAIT_SLICE = 2.0  # seconds between progress notifications while a job runs
 IMAGE_BLOCK_MAX_BYTES = 1_000_000  # larger pictures are sent downscaled (JPEG); the link has the original
 MAX_IMAGE_BLOCKS = 4
@@ -231,9 +232,15 @@ def _job_answer(caller: Caller, generation) -> CallToolResult:
         return _ok(f"The job {generation.get_status_display().lower()}: {reason} Its credits were returned.", data)
     return _ok(
         f"Still {generation.get_status_display().lower()} after waiting. Call get_generation with "
-        f'generation_id "{generation.uuid}" (and wait_seconds up to {WAIT_SECONDS}) to get the result.',
+        f'generation_id "{generation.uuid}" (and wait_seconds up to {POLL_WAIT_MAX}) to get the result.',
         data,
     )
+
+
+def _left(started: float) -> float:
+    """What is left of the call's WAIT_SECONDS after the submit (which may have fetched a link):
+    the whole call stays within the time assistants give a tool (and a web worker's timeout)."""
+    return max(0.0, WAIT_SECONDS - (time.monotonic() - started))
 
 
 async def _wait(ctx: Context, caller: Caller, generation, seconds: float) -> CallToolResult:
@@ -319,12 +326,13 @@ async def generate_image(
     seed: Seed = None,
 ) -> CallToolResult:
     async def call():
+        started = time.monotonic()
         caller = _caller(ctx)
         params = {"aspect_ratio": aspect_ratio, "style": style, "negative_prompt": negative_prompt, "seed": seed}
         generation = await sync_to_async(_submit)(
             caller, kind="text_to_image", model=model, prompt=prompt, params=params
         )
-        return await _wait(ctx, caller, generation, WAIT_SECONDS)
+        return await _wait(ctx, caller, generation, _left(started))
 
     return await _run(call)
 
@@ -347,12 +355,13 @@ async def edit_image(
     seed: Seed = None,
 ) -> CallToolResult:
     async def call():
+        started = time.monotonic()
         caller = _caller(ctx)
         params = {"strength": strength, "aspect_ratio": aspect_ratio, "seed": seed}
         generation = await sync_to_async(_submit)(
             caller, kind="image_to_image", model=model, prompt=prompt, params=params, image_url=image_url
         )
-        return await _wait(ctx, caller, generation, WAIT_SECONDS)
+        return await _wait(ctx, caller, generation, _left(started))
 
     return await _run(call)
 
@@ -371,11 +380,12 @@ async def image_to_3d(
     seed: Seed = None,
 ) -> CallToolResult:
     async def call():
+        started = time.monotonic()
         caller = _caller(ctx)
         generation = await sync_to_async(_submit)(
             caller, kind="image_to_3d", model=model, prompt="", params={"seed": seed}, image_url=image_url
         )
-        return await _wait(ctx, caller, generation, WAIT_SECONDS)
+        return await _wait(ctx, caller, generation, _left(started))
 
     return await _run(call)
 
@@ -383,13 +393,16 @@ async def image_to_3d(
 @server.tool(
     title="Get a generation",
     description="One of your generations by id: status, fresh signed output links (and the 3D viewer "
-    "link), the picture when it is done. wait_seconds holds the call until the job finishes (up to 40).",
+    "link), the picture when it is done. wait_seconds holds the call until the job finishes "
+    f"(up to {POLL_WAIT_MAX}).",
     annotations=_reading("Get a generation"),
 )
 async def get_generation(
     ctx: Context,
     generation_id: Annotated[str, Field(description="The id a generation tool or list_generations returned.")],
-    wait_seconds: Annotated[int, Field(description="Wait this long for a running job to finish.", ge=0, le=40)] = 0,
+    wait_seconds: Annotated[
+        int, Field(description="Wait this long for a running job to finish.", ge=0, le=POLL_WAIT_MAX)
+    ] = 0,
 ) -> CallToolResult:
     async def call():
         caller = _caller(ctx)

@@ -4,10 +4,12 @@ threaded WSGI server, as runserver is), signed in with an API key."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from contextlib import asynccontextmanager
 
 import httpx2
 import pytest
+from django.db import connections
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
@@ -46,6 +48,25 @@ async def mcp_session(url: str, token: str | None = None, *, auth=None):
         yield session
 
 
-def run(coroutine):
-    """Drive an async client from a sync test (the live server runs in its own threads)."""
-    return asyncio.run(coroutine)
+def run(coroutine, *, timeout: float = 120):
+    """Drive an async client from a sync test, on an event loop in a thread of its own: once a
+    browser test has started Playwright's sync API, the test thread has an event loop running.
+    Database calls the scenario makes use that thread's connection, closed at its end."""
+    outcome: dict = {}
+
+    def main():
+        try:
+            outcome["result"] = asyncio.run(coroutine)
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=main, name="mcp-test-client", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"the MCP client scenario did not finish within {timeout} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

@@ -83,7 +83,7 @@ def test_a_long_job_streams_progress_then_get_generation_returns_it(replicate_si
     assert first.is_error is False
     assert first.structured_content["status"] == "running"
     assert len(progress) >= 4
-    assert progress[-1][1] == 3 and progress[-1][0] <= 3
+    assert 2 < progress[-1][1] <= 3 and progress[-1][0] <= progress[-1][1]  # of the 3 s the call may wait
     assert [done for done, _, _ in progress] == sorted(done for done, _, _ in progress)
     assert "Running" in progress[0][2]
     assert seen_at[0] - started < answered_at - started - 1.5  # the first one arrived long before the answer

@@ -333,3 +333,29 @@ def test_calls_count_against_the_api_rate_limit(mcp_site, alice, settings):
     assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
     assert int(answers[-1].headers["Retry-After"]) >= 1
     assert answers[-1].json()["reason"] == "rate_limited"
+
+
+def test_a_client_of_the_2026_protocol_discovers_the_server_and_generates(mcp_site, funded_alice):
+    """`mcp.Client` in its default mode probes server/discover (protocol 2026-07-28, one request
+    per call, no initialize) before falling back to the handshake: both eras work here."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    token = make_key(funded_alice)
+
+    async def scenario():
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
+            Client(streamable_http_client(url_of(mcp_site), http_client=http), mode="auto") as client,
+        ):
+            version = client.session.protocol_version
+            tools = await client.list_tools()
+            result = await client.call_tool("generate_image", {"prompt": "a comet", "model": "local-canvas"})
+            return version, tools, result
+
+    version, tools, result = run(scenario())
+    assert version == "2026-07-28"
+    assert {tool.name for tool in tools.tools} == TOOLS
+    assert result.is_error is False and result.structured_content["status"] == "succeeded"
+    assert [block.type for block in result.content] == ["text", "image"]

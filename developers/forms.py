@@ -17,7 +17,7 @@ class WebhookEndpointForm(forms.Form):
         max_length=100,
         required=False,
         label="Description",
-        help_text="Optional. What receives it, e.g. “Production server”.",
+        help_text="What receives it, e.g. “Production server”.",
     )
     events = forms.MultipleChoiceField(
         choices=WebhookEvent.choices,

@@ -331,3 +331,17 @@ def test_a_failed_job_sends_generation_failed_with_the_reason(
     assert event["type"] == "generation.failed"
     assert event["data"]["status"] == "failed" and event["data"]["error"] == "The model provider failed."
     assert event["data"]["outputs"] == [] and "HTTP 500" not in receiver.requests[0].body.decode()
+
+
+def test_a_name_is_resolved_once_and_sent_as_the_host_header(alice, receiver, settings):
+    """The connection goes to the checked address; the endpoint's name travels as Host."""
+    settings.DEVELOPER_WEBHOOK_ALLOWED_PRIVATE_HOSTS = [f"localhost:{receiver.port}"]
+    endpoint = services.webhook_endpoint_create(
+        user=alice, url=f"http://localhost:{receiver.port}/hooks/atelier", events=["generation.succeeded"]
+    )
+    delivery = services.webhook_test_send(endpoint=endpoint)
+    outcome = services.webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    assert outcome.delivered
+    assert receiver.requests[0].headers["host"] == f"localhost:{receiver.port}"
+    verify(endpoint, receiver.requests[0])

@@ -83,7 +83,8 @@ async def serve(scope: dict, receive: Callable[[], Awaitable[dict]], send: Calla
     notifications while a tool runs; a client that accepts only JSON gets the result as JSON."""
     accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
     manager = StreamableHTTPSessionManager(
-        app=server._lowlevel_server,  # the SDK's own way to mount an MCPServer elsewhere
+        # The MCPServer's protocol server, as the SDK's own Client and session manager take it.
+        app=server._lowlevel_server,
         stateless=True,
         json_response="text/event-stream" not in accept,
         max_request_body_size=1_000_000,

@@ -359,3 +359,39 @@ def test_a_client_of_the_2026_protocol_discovers_the_server_and_generates(mcp_si
     assert {tool.name for tool in tools.tools} == TOOLS
     assert result.is_error is False and result.structured_content["status"] == "succeeded"
     assert [block.type for block in result.content] == ["text", "image"]
+
+
+def test_every_tool_keeps_the_orm_out_of_the_event_loop(mcp_site, funded_alice, settings, monkeypatch):
+    """The suite allows ORM calls from async code (DJANGO_ALLOW_ASYNC_UNSAFE, for Playwright);
+    production does not. With the allowance off, each tool still answers: its database work
+    goes through sync_to_async."""
+    monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)
+    settings.INPUT_URL_ALLOWED_PRIVATE_HOSTS = [f"localhost:{mcp_site.url.rsplit(':', 1)[1]}"]
+    token = make_key(funded_alice)
+
+    async def scenario():
+        async with mcp_session(url_of(mcp_site), token) as session:
+            first = await session.call_tool("generate_image", {"prompt": "a fox", "model": "local-canvas"})
+            job, link = first.structured_content["id"], first.structured_content["outputs"][0]["url"]
+            calls = {
+                "generate_image": first,
+                "list_models": await session.call_tool("list_models", {}),
+                "get_credits": await session.call_tool("get_credits", {}),
+                "edit_image": await session.call_tool(
+                    "edit_image", {"image_url": link, "prompt": "in snow", "model": "local-restyle"}
+                ),
+                "image_to_3d": await session.call_tool("image_to_3d", {"image_url": link, "model": "local-relief"}),
+                "get_generation": await session.call_tool("get_generation", {"generation_id": job, "wait_seconds": 1}),
+                "list_generations": await session.call_tool("list_generations", {"limit": 2}),
+            }
+            cursor = calls["list_generations"].structured_content["next_cursor"]
+            second_page = await session.call_tool("list_generations", {"limit": 2, "cursor": cursor})
+            return calls, second_page
+
+    calls, second_page = run(scenario())
+    assert set(calls) == TOOLS
+    for name, result in calls.items():
+        assert result.is_error is False, (name, _text(result))
+    assert len(calls["list_generations"].structured_content["items"]) == 2
+    assert len(second_page.structured_content["items"]) == 1  # three jobs in all
+    assert second_page.structured_content["next_cursor"] == ""

@@ -21,14 +21,15 @@ router = Router(tags=["account"])
 PROBLEM_JSON = "application/problem+json"
 
 
-def bearer_authenticate(*, request: HttpRequest, token: str, scope: str):
+def bearer_authenticate(*, request: HttpRequest, token: str, scope: str, resource: str | None = None):
     """The one check of an `Authorization: Bearer` credential, for the API and /mcp alike: an
     Atelier API key (`atl_…`) or an OAuth access token issued by our authorization server, with
     the same scopes (read, generate). Returns the owner, or None for an unknown, revoked or expired
     credential (401). Raises AccountPausedForApi (paused owner) or ApiScopeMissing (403).
 
     On success `request.api_key` (a key) or `request.oauth_token` (an OAuth access token) says
-    which credential acted."""
+    which credential acted. `resource` is the URL of what is being called (RFC 8707): an OAuth
+    token bound to another of our resources is refused (API keys are not bound)."""
     if token.startswith("atl_"):
         key = api_key_authenticate(token=token)  # raises AccountPausedForApi
         if key is None:
@@ -38,7 +39,7 @@ def bearer_authenticate(*, request: HttpRequest, token: str, scope: str):
         return key.owner
     from atelier_oauth.services import access_token_authenticate
 
-    return access_token_authenticate(request=request, token=token, scope=scope)
+    return access_token_authenticate(request=request, token=token, scope=scope, resource=resource)
 
 
 # --- rate limits (every API call, after authentication) ---------------------------------------------
@@ -106,7 +107,9 @@ class BearerAuth(HttpBearer):
         self.scope = scope
 
     def authenticate(self, request: HttpRequest, token: str):
-        user = bearer_authenticate(request=request, token=token, scope=self.scope)
+        from atelier_oauth.services import resource_api
+
+        user = bearer_authenticate(request=request, token=token, scope=self.scope, resource=resource_api())
         if user is not None:
             api_rate_check(request, user)
         return user

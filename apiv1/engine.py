@@ -474,8 +474,13 @@ def viewer_generation(token: str) -> tuple[Generation, datetime]:
 def source_for_request(request) -> str:
     """Where an API call comes from: ChatGPT's GPT Action (an OAuth token, or ChatGPT's user
     agent) or another API client. The MCP server passes Source.MCP itself."""
-    if getattr(request, "oauth_token", None) is not None:
-        return Source.GPT_ACTION
+    token = getattr(request, "oauth_token", None)
+    if token is not None:
+        from atelier_oauth.services import oauth_token_source
+
+        # The staff-created GPT Action client; a client that registered itself is another program.
+        if oauth_token_source(token) == "gpt_action":
+            return Source.GPT_ACTION
     if "ChatGPT-User" in request.headers.get("User-Agent", ""):
         return Source.GPT_ACTION
     return Source.API

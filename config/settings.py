@@ -397,6 +397,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "privacy-expire-exports": {"task": "privacy.tasks.export.expire_exports", "schedule": 3600.0},
     "privacy-retention": {"task": "privacy.tasks.retention.apply_retention", "schedule": 6 * 3600.0},
     "privacy-resume-erasures": {"task": "privacy.tasks.erasure.resume_erasures", "schedule": 900.0},
+    "apiv1-sweep-idempotency-records": {"task": "apiv1.tasks.sweep_idempotency_records", "schedule": 3600.0},
+    "developers-deliver-webhooks": {"task": "developers.tasks.deliver_due_webhooks", "schedule": 30.0},
 }
 
 # --- security headers ----------------------------------------------------------------
@@ -533,6 +535,19 @@ API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
 # How long the signed 3D viewer link in an API answer opens without sign-in.
 API_VIEWER_LINK_SECONDS = env.int("API_VIEWER_LINK_SECONDS", default=3600)
 
+# Developer webhooks
+# Completion webhooks developers register on /developers/webhooks/ (developers app): at most this
+# many endpoints each; every attempt times out after DEVELOPER_WEBHOOK_TIMEOUT seconds; a failed
+# delivery is tried again after each of these delays (seconds, about a day in all), then marked failed.
+DEVELOPER_WEBHOOK_MAX_ENDPOINTS = env.int("DEVELOPER_WEBHOOK_MAX_ENDPOINTS", default=5)
+DEVELOPER_WEBHOOK_TIMEOUT = env.float("DEVELOPER_WEBHOOK_TIMEOUT", default=10.0)
+DEVELOPER_WEBHOOK_RETRY_SCHEDULE: list[int] = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600]
+# host:port pairs the SSRF guard lets through although private, over plain http too (the test suite's
+# local receivers only).
+DEVELOPER_WEBHOOK_ALLOWED_PRIVATE_HOSTS: list[str] = env.list("DEVELOPER_WEBHOOK_ALLOWED_PRIVATE_HOSTS", default=[])
+# Delivery log rows (payloads hold ids, never prompts) are deleted this long after they ended.
+DEVELOPER_WEBHOOK_LOG_DAYS = env.int("DEVELOPER_WEBHOOK_LOG_DAYS", default=30)
+
 # Replicate: switched on by the token. Webhooks go to WEBHOOK_BASE_URL (default SITE_URL).
 REPLICATE_API_TOKEN = env.str("REPLICATE_API_TOKEN", default="")
 REPLICATE_BASE_URL = env.str("REPLICATE_BASE_URL", default="")
@@ -583,16 +598,3 @@ PAYMENTS_ENABLED = bool(STRIPE_SECRET_KEY)
 
 DEMO_USER_EMAIL = "demo@atelier.local"
 DEMO_USER_PASSWORD = env.str("DEMO_USER_PASSWORD", default="atelier-demo-2026")
-# Developer webhooks
-# Completion webhooks developers register on /developers/webhooks/ (developers app): at most this
-# many endpoints each; every attempt times out after DEVELOPER_WEBHOOK_TIMEOUT seconds; a failed
-# delivery is tried again after each of these delays (seconds, about a day in all), then marked failed.
-DEVELOPER_WEBHOOK_MAX_ENDPOINTS = env.int("DEVELOPER_WEBHOOK_MAX_ENDPOINTS", default=5)
-DEVELOPER_WEBHOOK_TIMEOUT = env.float("DEVELOPER_WEBHOOK_TIMEOUT", default=10.0)
-DEVELOPER_WEBHOOK_RETRY_SCHEDULE: list[int] = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600]
-# host:port pairs the SSRF guard lets through although private, over plain http too (the test suite's
-# local receivers only).
-DEVELOPER_WEBHOOK_ALLOWED_PRIVATE_HOSTS: list[str] = env.list("DEVELOPER_WEBHOOK_ALLOWED_PRIVATE_HOSTS", default=[])
-# Delivery log rows (payloads hold ids, never prompts) are deleted this long after they ended.
-DEVELOPER_WEBHOOK_LOG_DAYS = env.int("DEVELOPER_WEBHOOK_LOG_DAYS", default=30)
-

@@ -102,7 +102,15 @@ def test_me_api_needs_a_session_and_returns_the_account(client, alice):
     assert client.get("/api/v1/me").status_code == 401
     client.force_login(alice)
     body = client.get("/api/v1/me").json()
-    assert body == {"id": str(alice.public_id), "email": "alice@example.com", "display_name": "Alice"}
+    assert body == {
+        "id": str(alice.public_id),
+        "email": "alice@example.com",
+        "display_name": "Alice",
+        "credits": 0,
+        "debt": 0,
+        "plan": "free",
+        "plan_title": None,
+    }
 
 
 def test_sign_out_needs_post(client, alice):

@@ -29,6 +29,20 @@ def current_policy_version() -> str:
     return _policy_version_source()
 
 
+def _built_in_acceptance_check(version: str) -> bool:
+    return version == current_policy_version()
+
+
+# Whether an acceptance of a given version still counts (privacy registers its own: any version
+# since the newest material change). Without it, only the current version counts.
+_policy_acceptance_check: Callable[[str], bool] = _built_in_acceptance_check
+
+
+def policy_acceptance_check_set(check: Callable[[str], bool]) -> None:
+    global _policy_acceptance_check
+    _policy_acceptance_check = check
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
@@ -96,10 +110,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def has_accepted_terms(self) -> bool:
-        """Age gate passed and the current policy version accepted: needed to generate. Someone
-        who accepted an older version sees the notice (privacy/_policy_notice.html) until they
-        accept the new one."""
-        return self.has_passed_gate and self.policy_version == current_policy_version()
+        """Age gate passed and a policy version accepted that still counts (the current one, or
+        any since the newest material change): needed to generate. Someone whose acceptance no
+        longer counts sees the notice (privacy/_policy_notice.html) until they accept the new one."""
+        return self.has_passed_gate and _policy_acceptance_check(self.policy_version)
 
 
 class ApiScope(models.TextChoices):

@@ -9,9 +9,11 @@ class PrivacyConfig(AppConfig):
     name = "privacy"
 
     def ready(self) -> None:
-        from accounts.models import policy_version_source_set
+        from accounts.models import policy_acceptance_check_set, policy_version_source_set
         from privacy import receivers  # noqa: F401 - connects the activity log's signal receivers
-        from privacy.policy import current_policy_version
+        from privacy.policy import current_policy_version, policy_version_accepted
 
-        # accounts asks "which version must people have accepted?" without importing privacy.
+        # accounts asks "which version is current?" and "does this acceptance still count?"
+        # without importing privacy.
         policy_version_source_set(current_policy_version)
+        policy_acceptance_check_set(policy_version_accepted)

@@ -3,6 +3,11 @@
 Current = the newest published PolicyVersion whose effective date has come. Every page asks for
 it (the notice, `User.has_accepted_terms`), so it is cached for a short while — never past the
 moment a scheduled version takes effect — and the cache is dropped when staff publish one.
+
+Only a material change asks everyone to accept again: an acceptance of any version in force since
+the newest material one (or since the first version) still counts (`policy_version_accepted`).
+A non-material version (a clarification, a new section about a new feature) is published,
+dated and shown in the history without stopping anyone.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from django.utils.safestring import SafeString, mark_safe
 from privacy.models import PolicyVersion
 
 CACHE_KEY = "privacy:policy:current"
+ACCEPTED_CACHE_KEY = "privacy:policy:accepted"
 CACHE_SECONDS = 60
 
 
@@ -50,7 +56,32 @@ def current_policy_ref() -> tuple[int, str] | None:
 
 def current_policy_forget() -> None:
     """Called when a version is published: the next request looks again."""
-    cache.delete(CACHE_KEY)
+    cache.delete_many([CACHE_KEY, ACCEPTED_CACHE_KEY])
+
+
+def accepted_policy_versions() -> list[str]:
+    """The versions whose acceptance still counts: every published version in force from the newest
+    material one on (all of them while none was material). Cached like the current version."""
+    cached = cache.get(ACCEPTED_CACHE_KEY)
+    if cached is not None:
+        return cached
+    now = timezone.now()
+    in_force = _published().filter(effective_at__lte=now)
+    floor = in_force.filter(material=True).order_by("-effective_at", "-published_at", "-id").first()
+    if floor is not None:
+        in_force = in_force.filter(effective_at__gte=floor.effective_at)
+    versions = list(in_force.values_list("version", flat=True)) or [settings.PRIVACY_POLICY_VERSION]
+    upcoming = _published().filter(effective_at__gt=now).order_by("effective_at").values_list("effective_at", flat=True)
+    timeout = CACHE_SECONDS
+    if upcoming:
+        timeout = max(1, min(CACHE_SECONDS, int((upcoming[0] - now).total_seconds()) + 1))
+    cache.set(ACCEPTED_CACHE_KEY, versions, timeout)
+    return versions
+
+
+def policy_version_accepted(version: str) -> bool:
+    """Does an acceptance of `version` still count (see the module's docstring)?"""
+    return bool(version) and version in accepted_policy_versions()
 
 
 def current_policy_version() -> str:

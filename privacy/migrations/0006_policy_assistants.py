@@ -3,16 +3,15 @@ connected apps and developer webhooks, and that pausing the account also refuses
 assistants. Its text is policy_2026-11-25.md beside this file; from then on it is data, like the
 first version (0003).
 
-Periods the policy page fills in from settings stay {NAME}s in the text
-(privacy.services.policy.TEXT_SETTINGS); those it does not know yet (ASSISTANT_PROMPT_RETENTION_DAYS,
-DEVELOPER_WEBHOOK_LOG_DAYS) are written in with the values configured when this runs."""
+Periods stay {NAME}s in the text; the policy page fills them in from settings
+(privacy.services.policy.TEXT_SETTINGS, which knows ASSISTANT_PROMPT_RETENTION_DAYS and
+DEVELOPER_WEBHOOK_LOG_DAYS), so the text follows the configuration."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-from django.conf import settings
 from django.db import migrations
 
 VERSION = "2026-11-25"
@@ -23,17 +22,10 @@ SUMMARY = (
     "results stay. New sections on API keys, connected apps and webhooks. Pausing your account also "
     "refuses API keys and connected assistants."
 )
-FILLED_IN = ("ASSISTANT_PROMPT_RETENTION_DAYS", "DEVELOPER_WEBHOOK_LOG_DAYS")
 
 
 def body() -> str:
-    from privacy.services.policy import TEXT_SETTINGS
-
-    text = TEXT.read_text(encoding="utf-8")
-    for name in FILLED_IN:
-        if name not in TEXT_SETTINGS:
-            text = text.replace("{" + name + "}", str(getattr(settings, name)))
-    return text
+    return TEXT.read_text(encoding="utf-8")
 
 
 def publish(apps, schema_editor) -> None:

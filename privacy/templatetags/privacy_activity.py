@@ -32,6 +32,10 @@ def activity_text(event) -> str:
         return f"{_plural(d['count'], 'generation')} deleted"
     if kind == ActivityKind.HISTORY_DELETED and "count" in d:
         return f"Whole history deleted ({_plural(d['count'], 'generation')})"
+    if kind == ActivityKind.RETENTION_CHANGED and "keep_assistant_history" in d:
+        if d["keep_assistant_history"]:
+            return "Assistant prompts: kept like the rest of your history"
+        return f"Assistant prompts: removed after {d.get('assistant_days')} days"
     if kind == ActivityKind.RETENTION_CHANGED and "days" in d:
         return f"History retention set to: {HistoryRetention(d['days']).label.lower()}"
     if kind == ActivityKind.POLICY_ACCEPTED and d.get("version"):

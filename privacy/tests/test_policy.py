@@ -57,7 +57,8 @@ def create(client, capture):
 def test_seeded_policy_is_current_and_states_the_configured_periods(client, settings):
     settings.PRIVACY_RETENTION_IP_DAYS = 21
     page = client.get("/privacy/policy/").content.decode()
-    assert current_policy().version == settings.PRIVACY_POLICY_VERSION
+    # The first version (settings.PRIVACY_POLICY_VERSION) was followed by 2026-11-25 (assistants).
+    assert current_policy().version == "2026-11-25"
     assert "<h2" in page and "Replicate" in page and "Stripe" in page and "Standard Contractual Clauses" in page
     assert "removed after 21 days" in page  # {PRIVACY_RETENTION_IP_DAYS} filled in from settings
     assert settings.PRIVACY_CONTACT_EMAIL in page
@@ -103,7 +104,7 @@ def test_new_version_shows_notice_refuses_generation_until_accepted(alice, djang
     fund(alice)
     client = Client()
     client.force_login(alice)
-    publish(draft("2026-12-01"), django_capture_on_commit_callbacks)
+    publish(draft("2026-12-01", material=True), django_capture_on_commit_callbacks)
 
     page = client.get("/gallery/").content.decode()
     assert "Our privacy policy changed" in page and "/privacy/policy/accept/" in page
@@ -126,10 +127,34 @@ def test_new_version_shows_notice_refuses_generation_until_accepted(alice, djang
     assert Generation.objects.filter(owner=alice).count() == 1
 
 
+def test_a_version_that_is_not_material_is_current_but_stops_nobody(alice, django_capture_on_commit_callbacks):
+    """Only a material change asks people to accept again (PolicyVersion.material's promise): after
+    a clarification, an acceptance of any version since the last material one still counts."""
+    fund(alice)
+    client = Client()
+    client.force_login(alice)
+    accepted_before = alice.policy_version
+    publish(draft("2026-12-01"), django_capture_on_commit_callbacks)
+    assert current_policy().version == "2026-12-01"
+
+    page = client.get("/gallery/").content.decode()
+    assert "Our privacy policy changed" not in page
+    create(client, django_capture_on_commit_callbacks)
+    assert Generation.objects.filter(owner=alice).count() == 1
+    alice.refresh_from_db()
+    assert alice.policy_version == accepted_before and alice.has_accepted_terms
+
+    # A material one after it: now both earlier acceptances stop counting.
+    publish(draft("2026-12-02", material=True), django_capture_on_commit_callbacks)
+    alice.refresh_from_db()
+    assert not alice.has_accepted_terms
+    assert "Our privacy policy changed" in client.get("/gallery/").content.decode()
+
+
 def test_accepting_a_version_that_is_no_longer_current_shows_the_newer_one(alice, django_capture_on_commit_callbacks):
     client = Client()
     client.force_login(alice)
-    publish(draft("2026-12-01"), django_capture_on_commit_callbacks)
+    publish(draft("2026-12-01", material=True), django_capture_on_commit_callbacks)
     response = client.post("/privacy/policy/accept/", {"version": "2026-11-01"}, follow=True)
     assert "changed again while you were reading" in response.content.decode()
     assert not PolicyAcceptance.objects.filter(user=alice, policy__version="2026-12-01").exists()
@@ -223,7 +248,7 @@ def test_the_seed_records_acceptances_of_people_who_accepted_the_first_version_b
 
     from django.apps import apps
 
-    earlier = UserFactory(accepted=False)
+    earlier = UserFactory(policy_version=settings.PRIVACY_POLICY_VERSION, accepted=False)
     never = UserFactory(policy_version="", accepted=False)
     PolicyNotice.objects.all().delete()
     PolicyAcceptance.objects.all().delete()

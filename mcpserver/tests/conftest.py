@@ -7,6 +7,7 @@ import asyncio
 import threading
 from contextlib import asynccontextmanager
 
+import anyio
 import httpx2
 import pytest
 from django.db import connections
@@ -46,6 +47,19 @@ async def mcp_session(url: str, token: str | None = None, *, auth=None):
     ):
         await session.initialize()
         yield session
+
+
+async def off_loop(function, *args, **kwargs):
+    """Database work in the middle of a scenario, in a worker thread that closes its connection
+    (an ORM call on the scenario's event loop would leave one open)."""
+
+    def work():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await anyio.to_thread.run_sync(work)
 
 
 def run(coroutine, *, timeout: float = 120):

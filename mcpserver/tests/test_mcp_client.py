@@ -14,7 +14,7 @@ from PIL import Image
 
 from accounts.services import api_key_revoke
 from generation.models import Generation, Source, Status
-from mcpserver.tests.conftest import make_key, mcp_session, run
+from mcpserver.tests.conftest import make_key, mcp_session, off_loop, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,8 +57,7 @@ def test_a_revoked_key_is_refused_with_401(mcp_site, alice):
     async def scenario():
         async with mcp_session(url_of(mcp_site), token) as session:
             assert (await session.list_tools()).tools  # works while the key is live
-            # (a plain ORM call from the test's event loop: DJANGO_ALLOW_ASYNC_UNSAFE, main thread)
-            api_key_revoke(user=alice, key=alice.api_keys.get())
+            await off_loop(lambda: api_key_revoke(user=alice, key=alice.api_keys.get()))
             with pytest.raises(MCPError):
                 await session.list_tools()
 

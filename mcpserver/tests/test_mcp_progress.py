@@ -49,12 +49,12 @@ def test_a_long_job_streams_progress_then_get_generation_returns_it(replicate_si
         progress.append((done, total, message))
         seen_at.append(time.monotonic())
 
-    def finish_later(generation_id: int) -> None:
+    def finish_later(generation_uuid: str) -> None:
         """What the beat poller does, a second into get_generation's wait."""
         try:
             time.sleep(1.0)
             replicate_api.script(FLUX, reads_before_final=0)
-            generation_sync(generation_id=generation_id)
+            generation_sync(generation_id=Generation.objects.get(uuid=generation_uuid).pk)
         finally:
             connections.close_all()
 
@@ -65,12 +65,10 @@ def test_a_long_job_streams_progress_then_get_generation_returns_it(replicate_si
                 "generate_image", {"prompt": "a slow sunrise", "model": "flux-schnell"}, progress_callback=on_progress
             )
             answered_at = time.monotonic()
-            generation = Generation.objects.get(uuid=first.structured_content["id"])
-            poller = threading.Thread(target=finish_later, args=(generation.pk,))
+            job = first.structured_content["id"]
+            poller = threading.Thread(target=finish_later, args=(job,))
             poller.start()
-            later = await session.call_tool(
-                "get_generation", {"generation_id": str(generation.uuid), "wait_seconds": 20}
-            )
+            later = await session.call_tool("get_generation", {"generation_id": job, "wait_seconds": 20})
             poller.join()
             return first, later, started, answered_at
 

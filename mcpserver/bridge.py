@@ -20,6 +20,14 @@ then hands the answer back to the WSGI server as it comes:
 
 Hop-by-hop headers (`Connection`, `Transfer-Encoding`, ...) are dropped: WSGI servers own them
 (wsgiref refuses them outright).
+
+Why not an ASGI route: serving Django from an ASGI server (uvicorn workers, or the SDK's Starlette
+app mounted beside Django) would change how every page runs for the sake of one endpoint, or add
+a second server and port to deploy and to start in `make run`. The MCP server runs stateless (no
+session outlives its request; nothing is pushed to clients outside a request), so a short-lived
+event loop per request inside whichever worker got it is all it needs. The cost: a web worker (a
+sync gunicorn worker, or one thread of a threaded one) is held while a tool waits for a job, at
+most ~40 s, as the API's `Prefer: wait` holds one.
 """
 
 from __future__ import annotations

@@ -24,5 +24,7 @@ ENV STATIC_ROOT=/app/staticfiles ATELIER_VAR_DIR=/app/var
 EXPOSE 8000
 # gunicorn 27 opens a control socket under ~/.gunicorn by default; containers don't need it.
 # --preload loads Django once in the master: a configuration error stops the container with its
-# one-line message instead of workers restarting forever.
-CMD ["gunicorn", "config.wsgi:application", "--preload", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", "--no-control-socket", "--access-logfile", "-"]
+# one-line message instead of workers restarting forever. Threads: an API call with `Prefer: wait`
+# or an MCP generation tool holds its thread up to ~40 s while the job runs, so each worker has 8
+# and a few waiting calls leave the site answering (at most 24 database connections per container).
+CMD ["gunicorn", "config.wsgi:application", "--preload", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "8", "--timeout", "60", "--no-control-socket", "--access-logfile", "-"]

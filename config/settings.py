@@ -445,7 +445,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        # The MCP SDK logs three INFO lines per stateless /mcp request (manager start/stop, session end).
+        "mcp.server.streamable_http_manager": {"level": "WARNING"},
+        "mcp.server.streamable_http": {"level": "WARNING"},
+    },
 }
 
 # --- product ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """/mcp where it really runs: `make run` (config/devserver.py: runserver plus a Celery worker on the
-filesystem broker) and gunicorn as the image starts it (`config.wsgi:application --preload`, sync
-workers), each driven by the official MCP client with an API key. Jobs are queued and run by the
+filesystem broker) and gunicorn as the image starts it (`config.wsgi:application --preload`,
+gthread workers), each driven by the official MCP client with an API key. Jobs are queued and run by the
 real worker, so the generation tool waits for a job that is not done when it is submitted.
 
 Like tests/test_embedded_worker.py, the servers get a fresh temp directory and a SQLite database
@@ -80,12 +80,12 @@ def test_mcp_under_make_run_and_under_gunicorn(tmp_path):
         # make run: runserver (threaded WSGI, autoreloader), the job run by the embedded worker.
         _assert_picture(*run(_generate(f"{launcher.url}/mcp", token)))
 
-        # The image's server: gunicorn with preloaded sync workers, on the same database and
+        # The image's server: gunicorn with preloaded gthread workers, on the same database and
         # broker (the launcher's worker runs the job).
         port = free_port()
         argv = [
             gunicorn, "config.wsgi:application", "--preload", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-            "--timeout", "60", "--no-control-socket",
+            "--worker-class", "gthread", "--threads", "8", "--timeout", "60", "--no-control-socket",
         ]  # fmt: skip
         web = ServiceProcess(
             "gunicorn-mcp", argv, port, log_dir=tmp_path, env={**launcher.env, "PYTHONPATH": str(ROOT)}

@@ -16,13 +16,16 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core import signing
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 
 from apiv1.errors import GenerationNotFound, IdempotencyKeyReused, IdempotencyTargetGone
 from apiv1.models import IdempotencyRecord
@@ -34,6 +37,7 @@ from generation.selectors import (
     GalleryFilters,
     gallery_cursor_decode,
     gallery_cursor_encode,
+    gallery_cursor_for,
     gallery_queryset,
 )
 
@@ -272,17 +276,12 @@ def generation_wait(generation: Generation, seconds: float) -> Generation:
     return fresh or generation
 
 
-def generation_list(
-    *, user, cursor: str = "", limit: int = LIST_LIMIT_DEFAULT, kind: str = "", status: str = ""
-) -> tuple[list[Generation], str]:
-    """One page of the person's generations, newest first, and the cursor of the next page ("" on
-    the last). Keyset pagination on (queued_at, id) with the gallery's signed cursors
-    (`generation.selectors`): two queries whatever the page (rows with their model; outputs)."""
+def _list_queryset(*, user, cursor: str, kind: str, status: str):
+    """The person's generations a listing shows (filters checked, the cursor's keyset applied)."""
     if kind and kind not in Kind.values:
         raise InvalidInput(f"kind must be one of: {', '.join(Kind.values)}.", field="kind")
     if status and status not in Status.values:
         raise InvalidInput(f"status must be one of: {', '.join(Status.values)}.", field="status")
-    limit = max(1, min(int(limit or LIST_LIMIT_DEFAULT), LIST_LIMIT_MAX))
     queryset = gallery_queryset(user=user, filters=GalleryFilters(kind=kind, status=status))
     if cursor:
         try:
@@ -290,17 +289,29 @@ def generation_list(
         except BadCursor as exc:
             raise InvalidInput("This cursor is not one we gave out. Start again without it.", field="cursor") from exc
         queryset = queryset.filter(queued_at__lte=stamp).filter(Q(queued_at__lt=stamp) | Q(pk__lt=pk))
-    rows = list(
-        queryset.order_by("-queued_at", "-id")
-        .select_related("model")
-        .prefetch_related(_outputs_prefetch())[: limit + 1]
-    )
+    return queryset.order_by("-queued_at", "-id")
+
+
+def _page_size(limit) -> int:
+    return max(1, min(int(limit or LIST_LIMIT_DEFAULT), LIST_LIMIT_MAX))
+
+
+def generation_list(
+    *, user, cursor: str = "", limit: int = LIST_LIMIT_DEFAULT, kind: str = "", status: str = ""
+) -> tuple[list[Generation], str]:
+    """One page of the person's generations (model instances), newest first, and the cursor of
+    the next page ("" on the last). Keyset pagination on (queued_at, id) with the gallery's signed
+    cursors (`generation.selectors`): two queries whatever the page (rows with their model; outputs).
+    `generation_list_json` answers the same page as JSON for less."""
+    limit = _page_size(limit)
+    queryset = _list_queryset(user=user, cursor=cursor, kind=kind, status=status)
+    rows = list(queryset.select_related("model").prefetch_related(_outputs_prefetch())[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, gallery_cursor_encode(rows[-1]) if more else ""
 
 
-def generation_list_json(
+def generation_page_json(
     *,
     user,
     cursor: str = "",
@@ -309,21 +320,53 @@ def generation_list_json(
     status: str = "",
     request=None,
     max_chars: int = LIST_MAX_CHARS,
-) -> dict:
-    """A page as JSON ({items, next_cursor}) that stays under `max_chars` characters whatever the
-    prompts hold (GPT Actions refuse answers over 100,000): a page that would grow past it ends
-    early, and its cursor continues right after the last item shown. At least one item is shown."""
-    rows, next_cursor = generation_list(user=user, cursor=cursor, limit=limit, kind=kind, status=status)
-    items: list[dict] = []
+) -> str:
+    """The page `generation_list` gives, as JSON text: `{"items": [...], "next_cursor": ...}`,
+    items as `generation_json` makes them, written as the API writes JSON (DjangoJSONEncoder:
+    times to the millisecond, UTC as `Z`).
+
+    It stays under `max_chars` characters whatever the prompts hold (GPT Actions refuse answers
+    over 100,000): a page that would grow past it ends early, and its cursor continues right after
+    the last item shown. At least one item is shown. Each item is encoded once, for the size and
+    the answer.
+
+    Two queries whatever the page, both read as plain values (no model instances: a Generation,
+    its catalog row with three JSON columns and its assets cost more to build than the rest of
+    the answer): the rows with their model's slug, then their outputs. The page's links are
+    signed in one pass (`storage.access_urls`)."""
+    limit = _page_size(limit)
+    queryset = _list_queryset(user=user, cursor=cursor, kind=kind, status=status)
+    rows = list(queryset.values(*_ITEM_COLUMNS)[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    outputs: dict[int, list[_Output]] = {}
+    if rows:
+        found = (
+            Asset.objects.filter(generation_id__in=[row["pk"] for row in rows], role=AssetRole.OUTPUT)
+            .order_by("generation_id", "index")
+            .values_list(*_Output._fields)
+        )
+        for output in map(_Output._make, found):
+            outputs.setdefault(output.generation_id, []).append(output)
+    items = _items_json(rows, outputs, request=request, stamp=_as_is)
+    next_cursor = _cursor_after(rows[-1]) if more else ""
+    shown: list[str] = []
     size = 0
-    for shown, generation in enumerate(rows):
-        item = generation_json(generation, request=request)
-        size += len(json.dumps(item))
-        if items and size > max_chars:
-            next_cursor = gallery_cursor_encode(rows[shown - 1])
+    for index, item in enumerate(items):
+        text = _JSON.encode(item)
+        size += len(text)
+        if shown and size > max_chars:
+            next_cursor = _cursor_after(rows[index - 1])
             break
-        items.append(item)
-    return {"items": items, "next_cursor": next_cursor or None}
+        shown.append(text)
+    return f'{{"items": [{", ".join(shown)}], "next_cursor": {_JSON.encode(next_cursor or None)}}}'
+
+
+_JSON = DjangoJSONEncoder()  # what ninja's renderer uses for the API's answers
+
+
+def _cursor_after(row: dict) -> str:
+    return gallery_cursor_for(queued_at=row["queued_at"], pk=row["pk"])
 
 
 # --- changing -------------------------------------------------------------------------------------------
@@ -361,40 +404,143 @@ def outputs_of(generation: Generation) -> list[Asset]:
     return sorted(outputs, key=lambda asset: asset.index)
 
 
+# What one item of the JSON needs: a generation's columns (`values()` names) and its outputs'.
+_ITEM_COLUMNS = (
+    "pk",
+    "uuid",
+    "status",
+    "kind",
+    "model__slug",
+    "prompt",
+    "negative_prompt",
+    "params",
+    "cost",
+    "source",
+    "queued_at",
+    "finished_at",
+    "error_message",
+)
+
+
+class _Output(NamedTuple):
+    generation_id: int
+    index: int
+    storage_key: str
+    mime_type: str
+    width: int | None
+    height: int | None
+    bytes: int
+
+    @classmethod
+    def of(cls, asset: Asset) -> _Output:
+        return cls(asset.generation_id, asset.index, asset.storage_key, asset.mime_type, asset.width, asset.height,
+                   asset.bytes)  # fmt: skip
+
+
+def _row_of(generation: Generation) -> dict:
+    return {
+        "pk": generation.pk,
+        "uuid": generation.uuid,
+        "status": generation.status,
+        "kind": generation.kind,
+        "model__slug": generation.model.slug,
+        "prompt": generation.prompt,
+        "negative_prompt": generation.negative_prompt,
+        "params": generation.params,
+        "cost": generation.cost,
+        "source": generation.source,
+        "queued_at": generation.queued_at,
+        "finished_at": generation.finished_at,
+        "error_message": generation.error_message,
+    }
+
+
 def generation_json(generation: Generation, *, request=None) -> dict:
     """A generation as the API and the MCP tools show it. Output URLs are short-lived signed links
     (presigned S3, or signed links to our site); a finished 3D model also has a `viewer_url`, a
     page that shows it without sign-in while its signed link is valid."""
-    from generation.views import download_name
+    outputs = [_Output.of(asset) for asset in outputs_of(generation)]
+    return _items_json([_row_of(generation)], {generation.pk: outputs}, request=request)[0]
 
-    outputs = outputs_of(generation)
-    urls = storage.access_urls([(asset.storage_key, download_name(asset)) for asset in outputs])
-    return {
-        "id": str(generation.uuid),
-        "status": generation.status,
-        "kind": generation.kind,
-        "model": generation.model.slug,
-        "prompt": generation.prompt,
-        "negative_prompt": generation.negative_prompt,
-        "params": generation.params or {},
-        "cost": generation.cost,
-        "source": generation.source,
-        "created_at": generation.queued_at.isoformat(),
-        "finished_at": generation.finished_at.isoformat() if generation.finished_at else None,
-        "error": generation.error_message or None,
-        "outputs": [
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def _as_is(moment: datetime) -> datetime:
+    return moment
+
+
+def _items_json(rows: list[dict], outputs: dict[int, list[_Output]], *, request=None, stamp=_iso) -> list[dict]:
+    """Generations (`_ITEM_COLUMNS` values, outputs by generation pk, in index order) as JSON-ready
+    dicts: one serializer for a single generation and for a page. What every item shares is
+    worked out once (the site's root, the page route, the signer of the output links). `stamp`
+    writes the times (ISO 8601 text, or kept as datetimes for an encoder)."""
+    files = [(output.storage_key, _download_name(row, output)) for row in rows for output in outputs.get(row["pk"], ())]
+    links = iter(storage.access_urls(files))
+    root = _root(request)
+    # reverse() costs more than the rest of an item; a uuid is left as it is by reverse.
+    web_head, web_tail = reverse("generation:detail", args=[_PLACEHOLDER_UUID]).split(str(_PLACEHOLDER_UUID))
+    items = []
+    for row in rows:
+        mine = outputs.get(row["pk"], ())
+        items.append(
             {
-                "url": _absolute(url, request),
-                "mime_type": asset.mime_type,
-                "width": asset.width,
-                "height": asset.height,
-                "bytes": asset.bytes,
+                "id": str(row["uuid"]),
+                "status": row["status"],
+                "kind": row["kind"],
+                "model": row["model__slug"],
+                "prompt": row["prompt"],
+                "negative_prompt": row["negative_prompt"],
+                "params": row["params"] or {},
+                "cost": row["cost"],
+                "source": row["source"],
+                "created_at": stamp(row["queued_at"]),
+                "finished_at": stamp(row["finished_at"]) if row["finished_at"] else None,
+                "error": row["error_message"] or None,
+                "outputs": [
+                    {
+                        "url": _on_site(next(links), root),
+                        "mime_type": output.mime_type,
+                        "width": output.width,
+                        "height": output.height,
+                        "bytes": output.bytes,
+                    }
+                    for output in mine
+                ],
+                "viewer_url": _viewer_link(row, mine, root),
+                "web_url": f"{root}{web_head}{row['uuid']}{web_tail}",
             }
-            for asset, url in zip(outputs, urls, strict=True)
-        ],
-        "viewer_url": viewer_url(generation, request=request, outputs=outputs),
-        "web_url": _absolute(reverse("generation:detail", args=[generation.uuid]), request),
-    }
+        )
+    return items
+
+
+_PLACEHOLDER_UUID = uuid.UUID(int=0)
+
+
+def _download_name(row: dict, output: _Output) -> str:
+    """`generation.views.download_name` of an output, from values (no instances):
+    `atelier-<slug of the prompt>-<short id>[-<n>].<ext>` (tests hold the two to the same names)."""
+    words = slugify(row["prompt"])[:48].rstrip("-") or slugify(_KIND_LABELS.get(row["kind"], row["kind"])) or "result"
+    suffix = f"-{output.index + 1}" if output.index else ""
+    ext = output.storage_key.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+    return f"atelier-{words}-{row['uuid'].hex[:8]}{suffix}.{ext}"
+
+
+_KIND_LABELS = dict(Kind.choices)
+
+
+def _root(request=None) -> str:
+    """Scheme and host links to our site start with: the request's, else SITE_URL."""
+    return request.build_absolute_uri("/")[:-1] if request is not None else settings.SITE_URL
+
+
+def _on_site(url: str, root: str) -> str:
+    return root + url if url.startswith("/") else url
+
+
+def _absolute(url: str, request=None) -> str:
+    return _on_site(url, _root(request))
 
 
 def credits_json(user) -> dict:
@@ -420,13 +566,18 @@ def viewer_url(generation: Generation, *, request=None, outputs: list[Asset] | N
     API_VIEWER_LINK_SECONDS (a chat can open it; someone it is passed on to can too, until then).
     None for anything but a finished 3D model. The token is the generation's id, signed with a
     timestamp (django.core.signing): it names nothing else of the account."""
-    if generation.kind != Kind.IMAGE_TO_3D or generation.status != Status.SUCCEEDED:
-        return None
     outputs = outputs_of(generation) if outputs is None else outputs
-    if not any(asset.mime_type == GLB_MIME for asset in outputs):
+    row = {"uuid": generation.uuid, "kind": generation.kind, "status": generation.status}
+    return _viewer_link(row, [_Output.of(asset) for asset in outputs], _root(request))
+
+
+def _viewer_link(row: dict, outputs, root: str) -> str | None:
+    if row["kind"] != Kind.IMAGE_TO_3D or row["status"] != Status.SUCCEEDED:
         return None
-    token = signing.TimestampSigner(salt=_VIEWER_SALT).sign(generation.uuid.hex)
-    return _absolute(reverse("apiv1:viewer", args=[token]), request)
+    if not any(output.mime_type == GLB_MIME for output in outputs):
+        return None
+    token = signing.TimestampSigner(salt=_VIEWER_SALT).sign(row["uuid"].hex)
+    return _on_site(reverse("apiv1:viewer", args=[token]), root)
 
 
 class ViewerLinkExpired(Exception):

@@ -81,7 +81,12 @@ class GalleryPage:
 def gallery_cursor_encode(generation: Generation) -> str:
     """An opaque token for "everything older than this item": its (queued_at, id), signed so a
     hand-made cursor cannot be fed to the query (and nothing about the row is readable)."""
-    return signing.dumps([generation.queued_at.isoformat(), generation.pk], salt=_CURSOR_SALT, compress=True)
+    return gallery_cursor_for(queued_at=generation.queued_at, pk=generation.pk)
+
+
+def gallery_cursor_for(*, queued_at: datetime, pk: int) -> str:
+    """`gallery_cursor_encode` for a row read as values (no model instance)."""
+    return signing.dumps([queued_at.isoformat(), pk], salt=_CURSOR_SALT, compress=True)
 
 
 def gallery_cursor_decode(token: str) -> tuple[datetime, int]:

@@ -24,8 +24,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from privacy.models import PolicyVersion
 
-CACHE_KEY = "privacy:policy:current"
-ACCEPTED_CACHE_KEY = "privacy:policy:accepted"
+CACHE_KEY = "privacy:policy:state"
 CACHE_SECONDS = 60
 
 
@@ -33,50 +32,53 @@ def _published():
     return PolicyVersion.objects.filter(published_at__isnull=False)
 
 
-def current_policy_ref() -> tuple[int, str] | None:
-    """(pk, version) of the current version, or None when nothing is published yet."""
+def _state() -> dict:
+    """{"current": [pk, version] or [], "accepted": [versions]} from ONE query over the published
+    versions (a handful of rows), cached for CACHE_SECONDS but never past the moment the next
+    scheduled version takes effect. Every signed-in page needs both (the notice and
+    `User.has_accepted_terms`)."""
     cached = cache.get(CACHE_KEY)
     if cached is not None:
-        return tuple(cached) if cached else None
+        return cached
     now = timezone.now()
-    row = (
+    rows = list(
         _published()
-        .filter(effective_at__lte=now)
         .order_by("-effective_at", "-published_at", "-id")
-        .values_list("pk", "version")
-        .first()
+        .values_list("pk", "version", "material", "effective_at")
     )
-    upcoming = _published().filter(effective_at__gt=now).order_by("effective_at").values_list("effective_at", flat=True)
+    in_force = [row for row in rows if row[3] <= now]
+    accepted: list[str] = []
+    for _pk, version, material, _effective in in_force:  # newest first, down to the newest material one
+        accepted.append(version)
+        if material:
+            break
+    state = {
+        "current": [in_force[0][0], in_force[0][1]] if in_force else [],
+        "accepted": accepted or [settings.PRIVACY_POLICY_VERSION],
+    }
+    upcoming = [row[3] for row in rows if row[3] > now]
     timeout = CACHE_SECONDS
     if upcoming:
-        timeout = max(1, min(CACHE_SECONDS, int((upcoming[0] - now).total_seconds()) + 1))
-    cache.set(CACHE_KEY, list(row) if row else [], timeout)
-    return tuple(row) if row else None
+        timeout = max(1, min(CACHE_SECONDS, int((min(upcoming) - now).total_seconds()) + 1))
+    cache.set(CACHE_KEY, state, timeout)
+    return state
+
+
+def current_policy_ref() -> tuple[int, str] | None:
+    """(pk, version) of the current version, or None when nothing is published yet."""
+    current = _state()["current"]
+    return tuple(current) if current else None
 
 
 def current_policy_forget() -> None:
     """Called when a version is published: the next request looks again."""
-    cache.delete_many([CACHE_KEY, ACCEPTED_CACHE_KEY])
+    cache.delete(CACHE_KEY)
 
 
 def accepted_policy_versions() -> list[str]:
     """The versions whose acceptance still counts: every published version in force from the newest
-    material one on (all of them while none was material). Cached like the current version."""
-    cached = cache.get(ACCEPTED_CACHE_KEY)
-    if cached is not None:
-        return cached
-    now = timezone.now()
-    in_force = _published().filter(effective_at__lte=now)
-    floor = in_force.filter(material=True).order_by("-effective_at", "-published_at", "-id").first()
-    if floor is not None:
-        in_force = in_force.filter(effective_at__gte=floor.effective_at)
-    versions = list(in_force.values_list("version", flat=True)) or [settings.PRIVACY_POLICY_VERSION]
-    upcoming = _published().filter(effective_at__gt=now).order_by("effective_at").values_list("effective_at", flat=True)
-    timeout = CACHE_SECONDS
-    if upcoming:
-        timeout = max(1, min(CACHE_SECONDS, int((upcoming[0] - now).total_seconds()) + 1))
-    cache.set(ACCEPTED_CACHE_KEY, versions, timeout)
-    return versions
+    material one on (all of them while none was material)."""
+    return _state()["accepted"]
 
 
 def policy_version_accepted(version: str) -> bool:

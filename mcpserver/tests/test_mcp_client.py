@@ -364,9 +364,11 @@ def test_every_tool_keeps_the_orm_out_of_the_event_loop(mcp_site, funded_alice, 
     """The suite allows ORM calls from async code (DJANGO_ALLOW_ASYNC_UNSAFE, for Playwright);
     production does not. With the allowance off, each tool still answers: its database work
     goes through sync_to_async."""
+    # The key first: after a browser test, Playwright leaves an event loop running in this thread,
+    # and the test's own setup is not what is being checked.
+    token = make_key(funded_alice)
     monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)
     settings.INPUT_URL_ALLOWED_PRIVATE_HOSTS = [f"localhost:{mcp_site.url.rsplit(':', 1)[1]}"]
-    token = make_key(funded_alice)
 
     async def scenario():
         async with mcp_session(url_of(mcp_site), token) as session:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from csp.decorators import csp_update
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from apiv1 import engine
 from generation import storage
 from generation.views import MODEL_VIEWER_CSP, download_name
 
 
-@require_GET
+@require_safe  # GET and HEAD (link unfurlers ask with HEAD)
 @csp_update(MODEL_VIEWER_CSP)
 def viewer(request: HttpRequest, token: str) -> HttpResponse:
     """Shows one finished 3D model to whoever holds the signed link, signed in or not, until the

@@ -244,6 +244,12 @@ def _left(started: float) -> float:
     return max(0.0, WAIT_SECONDS - (time.monotonic() - started))
 
 
+def _still_there(generation) -> bool:
+    from generation.models import Generation
+
+    return Generation.objects.filter(pk=generation.pk, deleting_at__isnull=True).exists()
+
+
 async def _wait(ctx: Context, caller: Caller, generation, seconds: float) -> CallToolResult:
     """Hold the call until the job is final or `seconds` pass, telling the client how long it has
     been (progress notifications, when the client asked for them with a progress token)."""
@@ -255,6 +261,10 @@ async def _wait(ctx: Context, caller: Caller, generation, seconds: float) -> Cal
         if left <= 0:
             break
         generation = await sync_to_async(_engine().generation_wait)(generation, min(WAIT_SLICE, left))
+        if generation.status not in FINAL_STATUSES and not await sync_to_async(_still_there)(generation):
+            # Deleted (from the gallery, or the account) while we waited: stop now instead of
+            # polling a row that is gone for the rest of the call.
+            raise ToolRefused("This generation was deleted while it ran.", type="not_found")
         elapsed = min(seconds, time.monotonic() - started)
         await ctx.report_progress(elapsed, seconds, f"{generation.get_status_display()} ({elapsed:.0f} s)")
     return await sync_to_async(_job_answer)(caller, generation)

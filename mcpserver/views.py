@@ -94,7 +94,7 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
         # it, and an idle GET would hold a web worker for as long as the client keeps it open.
         # The spec's answer for a server without one is 405 (the SDK would open it and wait).
         response = JsonResponse({"detail": "This server sends messages only in answer to a POST."}, status=405)
-        response["Allow"] = "POST, DELETE"
+        response["Allow"] = "POST"  # DELETE ends no session either: stateless, there is none
         return response
     # The owner acts for this request, as a session user would (rate limits key on request.user).
     request.user = user

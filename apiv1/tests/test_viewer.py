@@ -49,6 +49,9 @@ def test_a_finished_3d_model_has_a_viewer_link_that_opens_signed_out(model_3d):
     assert model_3d.owner.email not in page and "alice" not in page.lower()
     assert response["Cache-Control"] == "private, no-store" and response["Referrer-Policy"] == "no-referrer"
     assert "wasm-unsafe-eval" in response["Content-Security-Policy"]
+    # Link unfurlers ask with HEAD first; a POST is simply not a method this page has.
+    assert Client().head(path_of(url)).status_code == 200
+    assert Client().post(path_of(url)).status_code == 405
     # The GLB behind the page is served to the signed-out visitor through the signed file link.
     src = page.split('<model-viewer class="viewer" src="', 1)[1].split('"', 1)[0]
     glb = Client().get(src.replace("&amp;", "&"))

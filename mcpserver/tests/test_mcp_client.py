@@ -396,3 +396,35 @@ def test_every_tool_keeps_the_orm_out_of_the_event_loop(mcp_site, funded_alice, 
     assert len(calls["list_generations"].structured_content["items"]) == 2
     assert len(second_page.structured_content["items"]) == 1  # three jobs in all
     assert second_page.structured_content["next_cursor"] == ""
+
+
+def test_a_job_deleted_while_get_generation_waits_ends_the_wait_at_once(mcp_site, funded_alice):
+    """Deleting a job (gallery, account) while a tool waits for it stops the wait with a clear
+    error, instead of polling a row that is gone until the call's time runs out."""
+    import threading
+    import time
+
+    from django.db import connections
+    from django.utils import timezone
+
+    from generation.models import CatalogEntry, Generation
+
+    token = make_key(funded_alice)
+    entry = CatalogEntry.objects.get(slug="local-canvas")
+    job = Generation.objects.create(owner=funded_alice, model=entry, kind=entry.kind, prompt="a fox", cost=1)
+
+    def delete():
+        Generation.objects.filter(pk=job.pk).update(deleting_at=timezone.now())
+        connections.close_all()
+
+    async def scenario():
+        async with mcp_session(url_of(mcp_site), token) as session:
+            threading.Timer(1.5, delete).start()
+            started = time.monotonic()
+            result = await session.call_tool("get_generation", {"generation_id": str(job.uuid), "wait_seconds": 30})
+            return result, time.monotonic() - started
+
+    result, took = run(scenario())
+    assert result.is_error is True and "deleted" in _text(result)
+    assert result.structured_content["error"]["type"] == "not_found"
+    assert took < 8, took

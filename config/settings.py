@@ -118,6 +118,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.CompleteProfileMiddleware",
     "privacy.cookies.AnalyticsMiddleware",
+    # Last, so it sees exceptions from the views first: problem+json for /api/ and /mcp.
+    "config.api_errors.ProgramErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -520,14 +522,19 @@ OAUTH2_PROVIDER = {
     "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "none"],
 }
 SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
-# OAuth: dynamic client registrations allowed per client address (config.net.client_ip).
+# OAuth: dynamic client registrations allowed per client address (config.net.client_ip; IPv6 by
+# /64), per IPv6 /48, and from everyone together.
 OAUTH_REGISTER_RATE = env.str("OAUTH_REGISTER_RATE", default="10/h")
+OAUTH_REGISTER_RATE_IPV6_48 = env.str("OAUTH_REGISTER_RATE_IPV6_48", default="30/h")
+OAUTH_REGISTER_RATE_GLOBAL = env.str("OAUTH_REGISTER_RATE_GLOBAL", default="200/h")
 # OAuth: client ids allowed to skip PKCE (none by default). Only for the staff-created confidential
 # GPT Action client, and only if ChatGPT turns out not to send a code_challenge.
 OAUTH_PKCE_EXEMPT_CLIENT_IDS: list[str] = env.list("OAUTH_PKCE_EXEMPT_CLIENT_IDS", default=[])
 # OAuth: self-registered clients never connected to anyone are removed after this many days, by
-# beat's hourly sweep, which also clears expired tokens and codes.
-OAUTH_UNUSED_CLIENT_DAYS = env.int("OAUTH_UNUSED_CLIENT_DAYS", default=7)
+# beat's hourly sweep, which also clears expired tokens and codes; registration answers 503 while
+# OAUTH_UNUSED_CLIENT_MAX of them are waiting.
+OAUTH_UNUSED_CLIENT_DAYS = env.int("OAUTH_UNUSED_CLIENT_DAYS", default=1)
+OAUTH_UNUSED_CLIENT_MAX = env.int("OAUTH_UNUSED_CLIENT_MAX", default=5000)
 CELERY_BEAT_SCHEDULE["oauth-housekeeping"] = {"task": "atelier_oauth.tasks.oauth_housekeeping", "schedule": 3600.0}
 
 # API v1
@@ -542,10 +549,14 @@ API_VIEWER_LINK_SECONDS = env.int("API_VIEWER_LINK_SECONDS", default=3600)
 
 # Developer webhooks
 # Completion webhooks developers register on /developers/webhooks/ (developers app): at most this
-# many endpoints each; every attempt times out after DEVELOPER_WEBHOOK_TIMEOUT seconds; a failed
-# delivery is tried again after each of these delays (seconds, about a day in all), then marked failed.
+# many endpoints each; a whole attempt (connect, TLS, headers) ends DEVELOPER_WEBHOOK_TIMEOUT seconds
+# after it starts (wall clock); a failed delivery is tried again after each of these delays (seconds,
+# about a day in all), then marked failed.
 DEVELOPER_WEBHOOK_MAX_ENDPOINTS = env.int("DEVELOPER_WEBHOOK_MAX_ENDPOINTS", default=5)
 DEVELOPER_WEBHOOK_TIMEOUT = env.float("DEVELOPER_WEBHOOK_TIMEOUT", default=10.0)
+# "Send test event" and "Resend" per person (django-ratelimit rate: each makes Atelier POST to a URL
+# the person chose, at no cost to them).
+DEVELOPER_WEBHOOK_TEST_RATE = env.str("DEVELOPER_WEBHOOK_TEST_RATE", default="10/h")
 DEVELOPER_WEBHOOK_RETRY_SCHEDULE: list[int] = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600]
 # host:port pairs the SSRF guard lets through although private, over plain http too (the test suite's
 # local receivers only).

@@ -130,6 +130,13 @@ class Generation(models.Model):
             models.Index(
                 fields=["owner", "-queued_at", "-id"], condition=Q(favorite=True), name="generation_gallery_favorites"
             ),
+            # The assistant-prompt purge (privacy retention): only assistant jobs not purged yet, oldest
+            # first, without walking every web job and every row already done.
+            models.Index(
+                fields=["queued_at", "id"],
+                condition=Q(source__in=["gpt_action", "mcp"], prompt_purged_at__isnull=True),
+                name="generation_assistant_purge",
+            ),
         ]
         # One retry per failed job (migration 0004 made it with SQL; declared so table rebuilds keep it).
         constraints = [models.UniqueConstraint(fields=["retry_of"], name="generation_retry_of_once")]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
+import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -64,13 +66,10 @@ def resource_is_ours(value: str) -> bool:
 def resource_metadata_url(resource: str) -> str:
     """Where the RFC 9728 metadata of `resource` lives, for `WWW-Authenticate: Bearer
     resource_metadata="…"` on a 401: the well-known path with the resource's path appended
-    (section 3.1), e.g. SITE_URL/.well-known/oauth-protected-resource/mcp for SITE_URL/mcp.
-    The API (SITE_URL/api/v1) has its document at the root form as well as the path form; the
-    root form is the one named, which every client tries."""
-    resource = resource.rstrip("/")
-    if resource == resource_api():
-        return f"{settings.SITE_URL}/.well-known/oauth-protected-resource"
-    path = urlsplit(resource).path.strip("/")
+    (section 3.1), e.g. SITE_URL/.well-known/oauth-protected-resource/mcp for SITE_URL/mcp and
+    …/oauth-protected-resource/api/v1 for the API. The root form belongs to SITE_URL itself
+    (section 3.3: a document's `resource` must be the one its URL was built from)."""
+    path = urlsplit(resource.rstrip("/")).path.strip("/")
     suffix = f"/{path}" if path else ""
     return f"{settings.SITE_URL}/.well-known/oauth-protected-resource{suffix}"
 
@@ -127,13 +126,31 @@ def oauth_token_source(access) -> str:
 # --- redirect URIs of registered clients ---------------------------------------------------------
 
 
+# The characters RFC 3986 allows in a URI (unreserved, reserved, and "%" of percent-encoding).
+# Anything else is refused, whitespace and control characters above all: DOT keeps a client's
+# redirect URIs in one whitespace-separated field, so a space inside one would register another.
+URI_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=%")
+# One DNS label in its ASCII form: letters, digits, hyphens (LDH), IDNA A-labels ("xn--…") included.
+_LDH_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+# A last label that URL parsers read as part of an IPv4 address (decimal, octal, hex: "127.1").
+_NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)")
+
+
 def redirect_uri_check(uri: str) -> str:
     """`uri` if a client may register it, else RedirectUriRefused. https anywhere; plain http only
     to a loopback host (RFC 8252: native apps such as MCP clients on a desktop); never a fragment
     (RFC 6749 section 3.1.2), a wildcard, user info, or any other scheme (javascript:, data:,
-    custom schemes: private-use schemes can be claimed by any app on a device)."""
-    if not isinstance(uri, str) or not uri or uri != uri.strip():
-        raise RedirectUriRefused("A redirect URI must be a non-empty string without spaces.")
+    custom schemes: private-use schemes can be claimed by any app on a device). Only RFC 3986
+    characters (no whitespace: see URI_CHARACTERS), and the host must be a DNS name in ASCII
+    (LDH, IDNA A-labels) or an IP literal, since it is shown on the consent page and goes into
+    its Content-Security-Policy."""
+    if not isinstance(uri, str) or not uri:
+        raise RedirectUriRefused("A redirect URI must be a non-empty string.")
+    if not set(uri) <= URI_CHARACTERS:
+        raise RedirectUriRefused(
+            f"{uri!r}: a redirect URI must not contain spaces, control characters or other characters "
+            "a URI can't hold (percent-encode them; give a host in its xn-- form)."
+        )
     if "*" in uri:
         raise RedirectUriRefused(f"{uri!r}: wildcards are not allowed.")
     if "#" in uri:
@@ -149,9 +166,50 @@ def redirect_uri_check(uri: str) -> str:
         raise RedirectUriRefused(f"{uri!r}: use an https URL (http only for 127.0.0.1, [::1] or localhost).")
     if parts.username is not None or parts.password is not None:
         raise RedirectUriRefused(f"{uri!r}: user information is not allowed in a redirect URI.")
+    if not host_is_valid(host, bracketed=parts.netloc.startswith("[")):
+        raise RedirectUriRefused(f"{uri!r}: the host must be a domain name or an IP address.")
     if scheme == "http" and not _is_loopback(host):
         raise RedirectUriRefused(f"{uri!r}: plain http is allowed only for 127.0.0.1, [::1] or localhost.")
     return uri
+
+
+def host_is_valid(host: str, *, bracketed: bool) -> bool:
+    """A DNS name in ASCII (LDH labels, IDNA A-labels included), an IPv4 address in dotted-quad
+    form, or a bracketed IPv6 address (no zone). `host` is lower case, without brackets."""
+    if bracketed:
+        if "%" in host:  # a zone id ("fe80::1%25eth0") means nothing to another machine
+            return False
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return True
+    labels = host.split(".")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return False
+        return True
+    return len(host) <= 253 and all(_LDH_LABEL.fullmatch(label) for label in labels)
+
+
+def redirect_uris_joined(uris: list[str]) -> str:
+    """The value of DOT's `redirect_uris` field for checked URIs. DOT splits the field on
+    whitespace; RedirectUriRefused unless that gives back exactly `uris`."""
+    joined = " ".join(uris)
+    if joined.split() != list(uris):
+        raise RedirectUriRefused("The redirect URIs can't be stored as given.")
+    return joined
+
+
+def redirect_uris_stored_check(application, uris: list[str]) -> None:
+    """After saving: the URIs DOT will match redirects against (its field, split on whitespace, as
+    read back from the database) are exactly the checked `uris`, else RedirectUriRefused (the
+    caller is inside a transaction, which this rolls back)."""
+    stored = type(application).objects.filter(pk=application.pk).values_list("redirect_uris", flat=True).get()
+    if stored.split() != list(uris):
+        raise RedirectUriRefused("The redirect URIs can't be stored as given.")
 
 
 def _is_loopback(host: str) -> bool:
@@ -288,23 +346,48 @@ def gpt_action_client_create(*, redirect_uri: str, name: str = "ChatGPT"):
     from oauth2_provider.generators import generate_client_secret
 
     Application = get_application_model()
-    uris = [redirect_uri_check(uri) for uri in chatgpt_redirect_uris(redirect_uri)]
+    # The URI as given first: urlsplit drops tabs and newlines, so the rewritten twins could
+    # look clean when the argument was not.
+    uris = [redirect_uri_check(uri) for uri in chatgpt_redirect_uris(redirect_uri_check(redirect_uri))]
     secret = generate_client_secret()
     application = Application(
         name=name,
         client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
-        redirect_uris=" ".join(uris),
+        redirect_uris=redirect_uris_joined(uris),
         client_secret=secret,
         hash_client_secret=True,
         registration_source=Application.RegistrationSource.MANUAL,
     )
     application.full_clean()
     application.save()
+    redirect_uris_stored_check(application, uris)
     return application, secret
 
 
 # --- housekeeping ------------------------------------------------------------------------------------
+
+
+def unused_registrations():
+    """Self-registered clients (RFC 7591) that hold no token and no pending code: nobody connected
+    them, or nobody uses them any longer."""
+    from django.db.models import Exists, OuterRef
+
+    Application = get_application_model()
+    holds = [
+        Exists(model.objects.filter(application_id=OuterRef("pk")))
+        for model in (get_access_token_model(), get_refresh_token_model(), get_grant_model())
+    ]
+    return Application.objects.filter(registration_source=Application.RegistrationSource.DCR).exclude(
+        holds[0] | holds[1] | holds[2]
+    )
+
+
+def unused_registrations_full() -> bool:
+    """True when OAUTH_UNUSED_CLIENT_MAX unused self-registered clients are waiting: registration
+    stops until beat's sweep removes them (an open endpoint must not fill the table)."""
+    limit = settings.OAUTH_UNUSED_CLIENT_MAX
+    return unused_registrations()[: limit + 1].count() >= limit
 
 
 def oauth_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
@@ -314,16 +397,7 @@ def oauth_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
     from oauth2_provider.models import clear_expired
 
     clear_expired()
-    Application = get_application_model()
-    AccessToken = get_access_token_model()
-    RefreshToken = get_refresh_token_model()
-    Grant = get_grant_model()
     cutoff = (now or timezone.now()) - timedelta(days=settings.OAUTH_UNUSED_CLIENT_DAYS)
-    used = set(AccessToken.objects.values_list("application_id", flat=True).distinct())
-    used |= set(RefreshToken.objects.values_list("application_id", flat=True).distinct())
-    used |= set(Grant.objects.values_list("application_id", flat=True).distinct())
-    unused = Application.objects.filter(
-        registration_source=Application.RegistrationSource.DCR, created__lt=cutoff
-    ).exclude(pk__in=used)
-    removed, _ = unused.delete()
-    return {"unused_clients_removed": removed}
+    Application = get_application_model()
+    _total, per_model = unused_registrations().filter(created__lt=cutoff).delete()
+    return {"unused_clients_removed": per_model.get(Application._meta.label, 0)}

@@ -1,5 +1,6 @@
 """/.well-known/: oauth-authorization-server (RFC 8414), oauth-protected-resource (RFC 9728) for the
-API (root and path form) and for /mcp (path form, section 3.1)."""
+API (/api/v1) and for /mcp in the path form (section 3.1), and the root form for SITE_URL itself
+(section 3.3), naming the same authorization server."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ urlpatterns = [
     ),
     path(
         "oauth-protected-resource",
-        views.ProtectedResourceMetadataView.as_view(resource="api"),
+        views.ProtectedResourceMetadataView.as_view(resource="site"),
         name="oauth-protected-resource",
     ),
     path(

@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -27,6 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import get_application_model
+from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.dynamic_client_registration import (
     DynamicClientRegistrationView,
@@ -73,13 +75,20 @@ class ConsentView(AuthorizationView):
             _scopes, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:  # unknown client or redirect URI: shown, never redirected
             return self.error_response(error, application=None)
-        application = get_application_model().objects.get(client_id=credentials["client_id"])
+        application = get_application_model().objects.filter(client_id=credentials["client_id"]).first()
+        if application is None:  # removed by housekeeping a moment ago
+            return self._registration_gone()
         refusal.state = credentials.get("state")
         return self.error_response(
             OAuthToolkitError(error=refusal, redirect_uri=credentials["redirect_uri"]), application
         )
 
     def form_valid(self, form):
+        # The app may have gone while the person read the page (beat's sweep removes
+        # self-registered apps nobody connected); DOT would fail on it with a 500.
+        application = get_application_model().objects.filter(client_id=form.cleaned_data.get("client_id")).first()
+        if application is None:
+            return self._registration_gone()
         # The hidden fields came back from the browser: check them again before a code is made.
         refusal = self._refusal(
             resources=(form.cleaned_data.get("resource") or "").split(),
@@ -88,11 +97,24 @@ class ConsentView(AuthorizationView):
         )
         if refusal is None:
             return super().form_valid(form)
-        application = get_application_model().objects.get(client_id=form.cleaned_data["client_id"])
         refusal.state = form.cleaned_data.get("state")
         return self.error_response(
             OAuthToolkitError(error=refusal, redirect_uri=form.cleaned_data["redirect_uri"]), application
         )
+
+    def _registration_gone(self):
+        error = {"error": "invalid_client", "description": "This app's registration expired; start again from the app."}
+        return self.render_to_response({"error": error}, status=400)
+
+    def error_response(self, error, application, **kwargs):
+        """DOT's answer, with RFC 9207's `iss` added to a redirect back to the client: DOT adds it
+        to the code it issues, not to errors (ours before consent, a Cancel), and the metadata
+        says every authorization response carries it."""
+        response = super().error_response(error, application, **kwargs)
+        if response.status_code == 302 and response.get("Location"):
+            issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
+            response["Location"] = _with_iss(response["Location"], issuer)
+        return response
 
     @staticmethod
     def _refusal(*, resources, code_challenge, method):
@@ -130,16 +152,29 @@ class ConsentView(AuthorizationView):
 
 
 def _origin(uri: str) -> str:
-    """scheme://host[:port] of an http(s) URI, else "" (a CSP source must not carry a path)."""
+    """scheme://host[:port] of an http(s) URI whose host is a DNS name or an IP literal, else ""
+    (a CSP source must not carry a path, and nothing from the client but checked parts goes into
+    the header)."""
     try:
         parts = urlsplit(uri)
         port = parts.port
     except ValueError:
         return ""
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    bracketed = parts.netloc.rpartition("@")[2].startswith("[")
+    if scheme not in ("http", "https") or not host or not services.host_is_valid(host, bracketed=bracketed):
         return ""
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+    host = f"[{host}]" if bracketed else host
+    return f"{scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _with_iss(url: str, issuer: str) -> str:
+    """`url` with `iss=issuer` in its query, any `iss` already there dropped (RFC 9207)."""
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "iss"]
+    query.append(("iss", issuer))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _host(uri: str) -> str:
@@ -168,6 +203,16 @@ class RegisterView(DynamicClientRegistrationView):
         fields, error = _client_metadata(data)
         if error:
             return error
+        if services.unused_registrations_full():
+            response = JsonResponse(
+                {
+                    "error": "temporarily_unavailable",
+                    "error_description": "Too many apps have registered without being used; try again later.",
+                },
+                status=503,
+            )
+            response["Retry-After"] = "3600"
+            return response
         Application = get_application_model()
         application = Application(user=None, registration_source=Application.RegistrationSource.DCR, **fields)
         secret = application.client_secret if application.client_type == Application.CLIENT_CONFIDENTIAL else None
@@ -175,7 +220,12 @@ class RegisterView(DynamicClientRegistrationView):
             application.full_clean()  # DOT's own checks of the redirect URIs, on top of ours
         except ValidationError as exc:
             return _error_response("invalid_client_metadata", "; ".join(exc.messages))
-        application.save()
+        try:
+            with transaction.atomic():
+                application.save()
+                services.redirect_uris_stored_check(application, data["redirect_uris"])
+        except services.RedirectUriRefused as exc:
+            return _error_response("invalid_redirect_uri", str(exc))
         body = {
             "client_id": application.client_id,
             "client_id_issued_at": int(application.created.timestamp()),
@@ -201,11 +251,12 @@ def _client_metadata(data: dict):
         return None, _error_response("invalid_redirect_uri", "redirect_uris must be a non-empty array.")
     if len(redirect_uris) > DCR_MAX_REDIRECT_URIS:
         return None, _error_response("invalid_redirect_uri", f"At most {DCR_MAX_REDIRECT_URIS} redirect URIs.")
-    for uri in redirect_uris:
-        try:
+    try:
+        for uri in redirect_uris:
             services.redirect_uri_check(uri)
-        except services.RedirectUriRefused as exc:
-            return None, _error_response("invalid_redirect_uri", str(exc))
+        joined = services.redirect_uris_joined(redirect_uris)
+    except services.RedirectUriRefused as exc:
+        return None, _error_response("invalid_redirect_uri", str(exc))
     grant_types = data.get("grant_types", ["authorization_code"])
     if (
         not isinstance(grant_types, list)
@@ -229,34 +280,60 @@ def _client_metadata(data: dict):
     Application = get_application_model()
     return {
         "name": name.strip(),
-        "redirect_uris": " ".join(redirect_uris),
+        "redirect_uris": joined,
         "authorization_grant_type": Application.GRANT_AUTHORIZATION_CODE,
         "client_type": Application.CLIENT_PUBLIC if method == "none" else Application.CLIENT_CONFIDENTIAL,
     }, None
 
 
 def _register_throttle(request: HttpRequest) -> HttpResponse | None:
-    """OAUTH_REGISTER_RATE registrations per client address (config.net.client_ip, IPv6 by /64),
-    counted by django-ratelimit in the shared cache; past it a 429 with Retry-After."""
-    from django_ratelimit.core import get_usage
-
+    """Registrations counted by django-ratelimit in the shared cache: OAUTH_REGISTER_RATE per client
+    address (config.net.client_ip, IPv6 by /64), OAUTH_REGISTER_RATE_IPV6_48 per IPv6 /48 (a site
+    often holds one), OAUTH_REGISTER_RATE_GLOBAL for everyone. Past one, a 429 with Retry-After;
+    a request refused by a narrower limit does not count against the wider ones."""
     from config.net import client_ip
 
-    usage = get_usage(
-        request,
-        group=DCR_RATE_GROUP,
-        key=lambda group, req: _address_key(client_ip(req)),
-        rate=settings.OAUTH_REGISTER_RATE,
-        increment=True,
-    )
+    address = client_ip(request)
+    limits = [(DCR_RATE_GROUP, _address_key(address), settings.OAUTH_REGISTER_RATE)]
+    network = _ipv6_network(address, 48)
+    if network is not None:
+        limits.append((f"{DCR_RATE_GROUP}.48", f"ip:{network}", settings.OAUTH_REGISTER_RATE_IPV6_48))
+    limits.append((f"{DCR_RATE_GROUP}.global", "all", settings.OAUTH_REGISTER_RATE_GLOBAL))
+    for group, key, rate in limits:
+        limited = _over(request, group=group, key=key, rate=rate)
+        if limited is not None:
+            return limited
+    return None
+
+
+def _over(request: HttpRequest, *, group: str, key: str, rate: str) -> HttpResponse | None:
+    from django_ratelimit.core import get_usage
+
+    usage = get_usage(request, group=group, key=lambda _group, _request: key, rate=rate, increment=True)
     if usage is None or not usage["should_limit"]:
         return None
+    wide = group.endswith(".global")
     response = JsonResponse(
-        {"error": "too_many_requests", "error_description": "Too many registrations from this address; try later."},
+        {
+            "error": "too_many_requests",
+            "error_description": "Too many registrations right now; try later."
+            if wide
+            else "Too many registrations from this address; try later.",
+        },
         status=429,
     )
     response["Retry-After"] = str(max(1, int(usage["time_left"])))
     return response
+
+
+def _ipv6_network(address: str, prefix: int):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if ip.version != 6:
+        return None
+    return ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
 
 
 def _address_key(address: str) -> str:
@@ -266,7 +343,7 @@ def _address_key(address: str) -> str:
     except ValueError:
         return f"ip:{address}"
     if ip.version == 6:
-        return f"ip:{ipaddress.ip_network(f'{ip}/64', strict=False)}"
+        return f"ip:{_ipv6_network(address, 64)}"
     return f"ip:{ip}"
 
 
@@ -298,12 +375,16 @@ class AuthorizationServerMetadataView(OAuthServerMetadataView):
 
 
 class ProtectedResourceMetadataView(OAuthProtectedResourceMetadataView):
-    """RFC 9728 for one of our two resources (`resource` is "api" or "mcp")."""
+    """RFC 9728 for one of our two resources (`resource` is "api" or "mcp"), each at the well-known
+    path with its own path appended; "site" is the root document, whose `resource` must be
+    SITE_URL itself (section 3.3), for clients that look there first."""
 
     resource = "api"
 
     def get_resource(self, request):
-        return services.resource_mcp() if self.resource == "mcp" else services.resource_api()
+        return {"mcp": services.resource_mcp, "site": lambda: settings.SITE_URL}.get(
+            self.resource, services.resource_api
+        )()
 
     def get_authorization_servers(self, request):
         return [settings.SITE_URL]
@@ -312,7 +393,7 @@ class ProtectedResourceMetadataView(OAuthProtectedResourceMetadataView):
         return ["header"]
 
     def get_resource_name(self):
-        return "Atelier MCP server" if self.resource == "mcp" else "Atelier API"
+        return {"mcp": "Atelier MCP server", "site": "Atelier"}.get(self.resource, "Atelier API")
 
     def get_resource_documentation(self):
         return f"{settings.SITE_URL}/developers/"

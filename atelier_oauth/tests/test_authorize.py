@@ -3,6 +3,7 @@ refused with a reason, the consent screen's content, and RFC 7009 revocation."""
 
 from __future__ import annotations
 
+from html import unescape
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -247,3 +248,96 @@ def test_token_asked_without_resource_is_good_for_both_resources(client, gpt_cli
         )
         is None
     )
+
+
+# --- RFC 9207 `iss` on every redirect back, the consent page's CSP, an app that went -------------
+
+
+def issuer(client) -> str:
+    return client.get("/.well-known/oauth-authorization-server").json()["issuer"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"code_challenge_method": "plain"},  # ours, before consent
+        {"resource": "https://other.example/mcp"},  # ours: invalid_target
+        {"code_challenge": None, "code_challenge_method": None},  # DOT's (PKCE required)
+    ],
+)
+def test_refusal_redirects_carry_iss(client, gpt_client, alice, overrides):
+    client.force_login(alice)
+    answer = client.get(authorize_url(gpt_client, **overrides))
+    assert answer.status_code == 302 and answer["Location"].startswith(GPT_CALLBACK)
+    query = parse_qs(urlsplit(answer["Location"]).query)
+    assert query["iss"] == [issuer(client)]
+    assert query["state"] == ["xyz"] and query["error"]
+
+
+def test_refusals_after_the_form_and_cancel_carry_iss_once(client, gpt_client, alice):
+    from atelier_oauth.tests.conftest import consent_form
+
+    client.force_login(alice)
+    url = authorize_url(gpt_client)
+    fields, _ = consent_form(client.get(url).content.decode())
+    smuggled = {**fields, "allow": "Authorize", "code_challenge_method": "plain"}
+    query = parse_qs(urlsplit(client.post(url, data=smuggled)["Location"]).query)
+    assert query["error"] == ["invalid_request"] and query["iss"] == [issuer(client)]
+    cancelled = parse_qs(urlsplit(client.post(url, data=fields)["Location"]).query)
+    assert cancelled["error"] == ["access_denied"] and cancelled["iss"] == [issuer(client)]
+    allowed = parse_qs(urlsplit(client.post(url, data={**fields, "allow": "Authorize"})["Location"]).query)
+    assert allowed["code"] and allowed["iss"] == [issuer(client)]
+
+
+def dcr_application(redirect_uri: str):
+    """A self-registered app as a row (as one registered before today's checks would be)."""
+    from oauth2_provider.models import get_application_model
+
+    Application = get_application_model()
+    return Application.objects.create(
+        name="Some MCP client",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=redirect_uri,
+        registration_source=Application.RegistrationSource.DCR,
+    )
+
+
+def test_consent_page_allows_the_redirect_origin_in_form_action(client, alice):
+    app = dcr_application("https://app.example:8443/cb")
+    client.force_login(alice)
+    page = client.get(authorize_url(app, redirect_uri="https://app.example:8443/cb"))
+    assert page.status_code == 200
+    form_action = next(d for d in page["Content-Security-Policy"].split(";") if "form-action" in d)
+    assert "https://app.example:8443" in form_action
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://evil.example;report-uri/cb", "https://evil.example'/cb", "https://evil.example%3Bsandbox/cb"]
+)
+def test_a_host_that_is_not_a_name_puts_nothing_into_the_csp(client, alice, uri):
+    app = dcr_application(uri)
+    client.force_login(alice)
+    page = client.get(authorize_url(app, redirect_uri=uri))
+    csp = page["Content-Security-Policy"]
+    assert "evil" not in csp and "report-uri" not in csp and "sandbox" not in csp and "'/" not in csp
+
+
+def test_an_app_removed_while_its_consent_page_is_open_is_a_clear_400(client, alice):
+    from atelier_oauth.tests.conftest import consent_form
+
+    app = dcr_application("http://127.0.0.1:33418/callback")
+    client.force_login(alice)
+    url = authorize_url(app, redirect_uri="http://127.0.0.1:33418/callback")
+    fields, _ = consent_form(client.get(url).content.decode())
+    app.delete()  # beat's sweep, a moment later
+    for data in ({**fields, "allow": "Authorize"}, {**fields, "code_challenge_method": "plain"}, fields):
+        answer = client.post(url, data=data)
+        assert answer.status_code == 400
+        assert "This app's registration expired; start again from the app." in unescape(answer.content.decode())
+
+
+def test_consent_page_says_a_paused_account_refuses_the_app(client, gpt_client, alice):
+    client.force_login(alice)
+    html = client.get(authorize_url(gpt_client)).content.decode()
+    assert "if you pause your account it is refused until you resume" in html

@@ -42,7 +42,16 @@ def test_command_creates_confidential_client_for_both_chatgpt_hosts():
     assert check_password(secret, app.client_secret)
 
 
-@pytest.mark.parametrize("uri", ["http://chat.openai.com/aip/g-1/oauth/callback", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://chat.openai.com/aip/g-1/oauth/callback",
+        "javascript:alert(1)",
+        # One argument that DOT's whitespace-separated field would read as a second URI.
+        "https://chat.openai.com/aip/g-1/oauth/callback http://evil.example/cb",
+        "https://chat.openai.com/aip/g-1/oauth/callback\nhttps://evil.example/cb",
+    ],
+)
 def test_command_refuses_unsafe_redirect(uri):
     with pytest.raises(CommandError):
         call_command("create_gpt_action_client", "--redirect-uri", uri, stdout=io.StringIO())

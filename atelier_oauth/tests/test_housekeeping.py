@@ -75,3 +75,10 @@ def test_sweep_removes_unused_old_registrations_and_expired_tokens(gpt_client, a
     )
     assert refreshed.status_code == 400
     assert oauth_housekeeping.delay().get() == {"unused_clients_removed": 0}
+
+
+def test_unused_registrations_go_after_a_day_by_default():
+    dcr_app("yesterday's", days_old=2)
+    dcr_app("this morning's", days_old=0)
+    assert oauth_housekeeping.delay().get() == {"unused_clients_removed": 1}
+    assert list(get_application_model().objects.values_list("name", flat=True)) == ["this morning's"]

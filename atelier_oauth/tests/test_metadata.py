@@ -36,7 +36,7 @@ def test_authorization_server_metadata(oauth_site):
 @pytest.mark.parametrize(
     ("path", "resource", "name"),
     [
-        ("/.well-known/oauth-protected-resource", "/api/v1", "Atelier API"),
+        ("/.well-known/oauth-protected-resource", "", "Atelier"),  # RFC 9728 section 3.3: SITE_URL itself
         ("/.well-known/oauth-protected-resource/api/v1", "/api/v1", "Atelier API"),
         ("/.well-known/oauth-protected-resource/mcp", "/mcp", "Atelier MCP server"),
     ],
@@ -64,3 +64,15 @@ def test_resource_metadata_url_points_at_the_documents(oauth_site):
     assert (
         services.resource_metadata_url(f"{oauth_site}/mcp") == f"{oauth_site}/.well-known/oauth-protected-resource/mcp"
     )
+    # The API's document is the path form: the root one belongs to SITE_URL (RFC 9728 section 3.3).
+    assert (
+        services.resource_metadata_url(services.resource_api())
+        == f"{oauth_site}/.well-known/oauth-protected-resource/api/v1"
+    )
+
+
+def test_the_apis_401_names_the_apis_own_document(oauth_site):
+    challenge = requests.get(f"{oauth_site}/api/v1/me", timeout=10).headers["WWW-Authenticate"]
+    url = challenge.split('resource_metadata="')[1].split('"')[0]
+    assert url == f"{oauth_site}/.well-known/oauth-protected-resource/api/v1"
+    assert requests.get(url, timeout=10).json()["resource"] == f"{oauth_site}/api/v1"

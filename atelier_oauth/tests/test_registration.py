@@ -227,3 +227,124 @@ def test_resource_mismatch_at_token_endpoint_is_invalid_target(oauth_site, mcp_c
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"] == "invalid_target"
     assert not get_access_token_model().objects.filter(user=alice).exists()
+
+
+# --- redirect URIs that would smuggle a second URI or a CSP directive ---------------------------
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://ok.example/cb http://evil.example/cb",  # DOT splits its field on whitespace
+        "https://ok.example/cb\thttps://x.example/*",
+        "https://ok.example/cb\nhttps://user@evil.example/cb",
+        "https://ok.example/cb\x1fhttps://evil.example/cb",  # str.split() splits on \x1f too
+        "https://ok.example/c\u2028b",
+        "https://ok.example/c\x00b",
+        "https://ok.example/cb\n",
+    ],
+)
+def test_registration_refuses_whitespace_and_control_characters_anywhere(client, uri):
+    answer = register(client, {"redirect_uris": [uri], "token_endpoint_auth_method": "none"})
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["error"] == "invalid_redirect_uri"
+    assert not get_application_model().objects.exists()
+
+
+def test_a_smuggled_second_uri_is_not_accepted_at_authorize(client, alice):
+    """The reviewer's case end to end: nothing registered, so the evil URI can't be used."""
+    register(
+        client,
+        {"redirect_uris": ["https://ok.example/cb http://evil.example/cb"], "token_endpoint_auth_method": "none"},
+    )
+    assert not get_application_model().objects.filter(redirect_uris__contains="evil.example").exists()
+    # Eleven URIs packed into ten elements are refused as well (the cap counts what is stored).
+    packed = [f"https://ok.example/cb{n}" for n in range(9)] + ["https://ok.example/a https://ok.example/b"]
+    assert register(client, {"redirect_uris": packed}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://evil.example;report-uri/cb",
+        "https://evil.example'/cb",
+        "https://evil.example%3Bsandbox/cb",
+        "https://e\u0301vil.example/cb",
+        "https://évil.example/cb",
+        "https://good.example\\.evil.com/cb",
+        "https://evil\\@good.example/cb",
+        "https://-evil.example/cb",
+        "https://evil..example/cb",
+        "https://evil_example.com/cb",
+        "http://127.1/cb",
+        "http://0x7f.1/cb",
+        "https://[fe80::1%25eth0]/cb",
+        "https://[v1.x]/cb",
+        'https://evil.example"/cb',
+    ],
+)
+def test_registration_refuses_hosts_that_are_not_names_or_addresses(client, uri):
+    answer = register(client, {"redirect_uris": [uri], "token_endpoint_auth_method": "none"})
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["error"] == "invalid_redirect_uri"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://xn--vil-bma.example/cb",  # an IDNA A-label
+        "https://app-1.example.co.uk:8443/oauth/callback?x=1&y=%20",
+        "https://203.0.113.9/cb",
+        "https://[2001:db8::1]:8443/cb",
+    ],
+)
+def test_registration_accepts_ldh_idna_and_ip_hosts(client, uri):
+    answer = register(client, {"redirect_uris": [uri], "token_endpoint_auth_method": "none"})
+    assert answer.status_code == 201, answer.content
+    app = get_application_model().objects.get(client_id=answer.json()["client_id"])
+    assert app.redirect_uris.split() == [uri]
+
+
+# --- how much registering one address, one site and everyone can do ------------------------------
+
+
+def test_registration_has_a_per_48_and_a_global_limit(client, settings):
+    settings.OAUTH_REGISTER_RATE = "2/h"
+    settings.OAUTH_REGISTER_RATE_IPV6_48 = "3/h"
+    settings.OAUTH_REGISTER_RATE_GLOBAL = "5/h"
+    body = {"redirect_uris": ["http://127.0.0.1:9999/cb"], "token_endpoint_auth_method": "none"}
+    # Three /64s inside one /48: the third /64's first registration is the /48's fourth.
+    assert register(client, body, address="2001:db8:7:1::1").status_code == 201
+    assert register(client, body, address="2001:db8:7:2::1").status_code == 201
+    assert register(client, body, address="2001:db8:7:3::1").status_code == 201
+    limited = register(client, body, address="2001:db8:7:4::1")
+    assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+    # Everyone together: two more from elsewhere reach the global five, the next is refused.
+    assert register(client, body, address="203.0.113.20").status_code == 201
+    assert register(client, body, address="203.0.113.21").status_code == 201
+    limited = register(client, body, address="198.51.100.99")
+    assert limited.status_code == 429
+    assert limited.json()["error"] == "too_many_requests"
+    assert get_application_model().objects.count() == 5
+
+
+def test_registration_stops_while_too_many_unused_clients_wait(client, settings, alice):
+    from atelier_oauth.tests.conftest import ClientCredentials, token_in_process
+
+    settings.OAUTH_UNUSED_CLIENT_MAX = 2
+    body = {"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "client_secret_post"}
+    first = register(client, body, address="203.0.113.30")
+    assert first.status_code == 201
+    assert register(client, body, address="203.0.113.31").status_code == 201
+    full = register(client, body, address="203.0.113.32")
+    assert full.status_code == 503
+    assert full.json()["error"] == "temporarily_unavailable"
+    assert "registered without being used" in full.json()["error_description"]
+    assert full["Retry-After"]
+    assert get_application_model().objects.count() == 2
+    # Once someone connects one of them, it no longer counts and registration opens again.
+    app = get_application_model().objects.get(client_id=first.json()["client_id"])
+    app.redirect_uris = "https://chat.openai.com/aip/g-0123456789abcdef/oauth/callback"
+    app.save()
+    token_in_process(Client(), ClientCredentials(app, first.json()["client_id"], first.json()["client_secret"]), alice)
+    assert register(client, body, address="203.0.113.33").status_code == 201

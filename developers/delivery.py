@@ -5,25 +5,34 @@ resolved once, every address public) and the connection goes to the address that
 with the endpoint's name as Host, SNI and certificate name, so a DNS answer that changes between
 the check and the connection (rebinding) is never used. Redirects are not followed (a 3xx is a
 failed attempt, shown with its code); environment proxies are ignored (they would resolve the
-name themselves). Connect and each read time out after DEVELOPER_WEBHOOK_TIMEOUT; only the
-status line and headers are read, the body is discarded unread.
+name themselves). Only the status line and headers are read, the body is discarded unread.
 
-Residual risk, on purpose: a server that drips its headers a byte at a time holds the worker up
-to the Celery time limit (the image fetcher's per-fetch deadline is private to it).
+The whole attempt (connects, TLS handshake, sending, status line and headers) ends at a wall-clock
+deadline, `attempt_deadline()` = DEVELOPER_WEBHOOK_TIMEOUT seconds after it starts, whatever the
+server does: a server that drips its headers a byte at a time is cut off there, not after a
+timeout per read. At most MAX_ADDRESSES of the name's checked addresses are tried, each connect
+getting at most half the deadline. The same approach as the image fetcher's deadline
+(generation/inputs.py), whose classes are private to it. The name's resolution comes before the
+deadline starts (the system resolver's own timeouts bound it); the claim lease and the task's
+time limit (services.py, tasks.py) leave room for it.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import http.client
+import io
+import socket
 import ssl
 import time
 from dataclasses import dataclass
 
 import urllib3
 from django.conf import settings
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import SSLError as Urllib3SSLError
@@ -33,6 +42,12 @@ from generation.inputs import public_url_check
 
 USER_AGENT = "AtelierWebhooks/1.0 (+https://standardwebhooks.com)"
 SECRET_PREFIX = "whsec_"
+MAX_ADDRESSES = 2  # of the name's checked addresses, tried in order while the first refuses
+
+
+def attempt_deadline() -> float:
+    """Seconds one attempt may take from its first connect to the last header, wall clock."""
+    return float(settings.DEVELOPER_WEBHOOK_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -85,11 +100,18 @@ def post(*, url: str, secret: str, message_id: str, body: bytes) -> Outcome:
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret=secret, message_id=message_id, timestamp=timestamp, body=body),
     }
-    seconds = float(settings.DEVELOPER_WEBHOOK_TIMEOUT)
-    timeout = urllib3.Timeout(connect=seconds, read=seconds)
+    seconds = attempt_deadline()
+    deadline = time.monotonic() + seconds
     failure: Exception | None = None
-    for address in target.addresses:
-        pool = _pool(target, address, timeout)
+    for address in target.addresses[:MAX_ADDRESSES]:
+        try:
+            remaining = _time_left(deadline)
+        except TimeoutError as exc:
+            failure = exc
+            break
+        # A connect gets at most half the deadline, so a second address still has a chance.
+        timeout = urllib3.Timeout(connect=min(seconds / 2, remaining), read=remaining)
+        pool = _pool(target, address, timeout, deadline=deadline)
         try:
             response = pool.urlopen(
                 "POST",
@@ -117,11 +139,97 @@ def post(*, url: str, secret: str, message_id: str, body: bytes) -> Outcome:
     return outcome(None, _describe(failure, seconds) if failure else "No address to connect to.")
 
 
-def _pool(target, address: str, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
+def _time_left(deadline: float) -> float:
+    """Seconds until the deadline; a TimeoutError once it has passed (a zero socket timeout would
+    make the socket non-blocking rather than stop it)."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("the webhook attempt's deadline passed")
+    return remaining
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The response's view of the socket: before each single read, the socket's timeout becomes
+    the time left. http.client reads the status line and headers through this, so a server that
+    drips them stops at the deadline."""
+
+    def __init__(self, sock: socket.socket, *, deadline: float):
+        super().__init__()
+        self._sock = sock
+        # The socket's own reader, counted by the socket like any makefile(): the connection may
+        # close its socket while the response is still open (Connection: close).
+        self._raw = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int | None:
+        self._sock.settimeout(_time_left(self._deadline))
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """Handed to http.client's response instead of the socket: all it asks of it is makefile()."""
+
+    def __init__(self, sock: socket.socket, *, deadline: float):
+        self._sock, self._deadline = sock, deadline
+
+    def makefile(self, mode: str = "rb", *args, **kwargs) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, deadline=self._deadline))
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock, *args, deadline: float, **kwargs):
+        super().__init__(_DeadlineSocket(sock, deadline=deadline), *args, **kwargs)
+
+
+class _DeadlineConnectionMixin:
+    """A connection whose TLS handshake, request and response reads end at the attempt's deadline."""
+
+    def __init__(self, *args, deadline: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._attempt_deadline = deadline
+        self.response_class = functools.partial(_DeadlineResponse, deadline=deadline)
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # the TCP connect, already bounded by the time left
+        try:
+            # The TLS handshake and sending the request get what is left (CPython bounds a whole
+            # handshake, and a whole sendall, by the socket timeout).
+            sock.settimeout(min(sock.gettimeout() or float("inf"), _time_left(self._attempt_deadline)))
+        except TimeoutError as exc:
+            sock.close()
+            raise ConnectTimeoutError(self, "the webhook attempt's deadline passed while connecting") from exc
+        return sock
+
+
+class _DeadlineHTTPConnection(_DeadlineConnectionMixin, HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+def _pool(target, address: str, timeout: urllib3.Timeout, *, deadline: float) -> urllib3.HTTPConnectionPool:
     """A pool bound to the checked address; the endpoint's name travels as Host, SNI and the
-    name its certificate must carry."""
+    name its certificate must carry. Its connections stop at `deadline`."""
     if target.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
+        return _DeadlineHTTPSPool(
             host=address,
             port=target.port,
             timeout=timeout,
@@ -130,8 +238,11 @@ def _pool(target, address: str, timeout: urllib3.Timeout) -> urllib3.HTTPConnect
             cert_reqs="CERT_REQUIRED",
             server_hostname=target.host,
             assert_hostname=target.host,
+            deadline=deadline,
         )
-    return urllib3.HTTPConnectionPool(host=address, port=target.port, timeout=timeout, maxsize=1, retries=False)
+    return _DeadlineHTTPPool(
+        host=address, port=target.port, timeout=timeout, maxsize=1, retries=False, deadline=deadline
+    )
 
 
 def _describe(exc: BaseException, seconds: float) -> str:

@@ -20,3 +20,16 @@ class WebhookEndpointLimit(WebhookError):
 class WebhookDeliveryNotResendable(WebhookError):
     status = 409
     type = "conflict"
+
+
+class WebhookSendRateLimited(WebhookError):
+    status = 429
+    type = "rate_limited"
+
+    def __init__(self, *, retry_after: float | int):
+        self.retry_after = max(1, int(retry_after))
+        minutes = max(1, -(-self.retry_after // 60))
+        super().__init__(
+            "You have sent many test events and resends in a short time. "
+            f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )

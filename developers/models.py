@@ -56,7 +56,12 @@ class WebhookDelivery(models.Model):
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Due time of the next attempt; while an attempt runs, the end of its claim (services._lease).
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The running attempt's claim: only the worker holding this token records an outcome.
+    claim_token = models.CharField(max_length=32, blank=True, editable=False)
+    # When a task for the next attempt was last queued; the beat sweep skips it for a while.
+    queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)

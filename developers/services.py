@@ -4,10 +4,14 @@
 A delivery row is written when a job becomes final (receivers.py, on generation's
 `generation_finished`), then tried at once by a task; a failed attempt is tried again after each
 delay of DEVELOPER_WEBHOOK_RETRY_SCHEDULE (about a day in all), picked up by the beat task
-`developers.tasks.deliver_due_webhooks`, and marked failed after the last. Attempts claim their
-row with a conditional update (a lease on `next_attempt_at`), so the task and the beat sweep never
-send the same attempt twice; the `webhook-id` stays the same on every attempt so receivers can
-drop duplicates anyway.
+`developers.tasks.deliver_due_webhooks`, and marked failed after the last.
+
+One attempt at a time, and only once: an attempt claims its row with a conditional update that
+pushes `next_attempt_at` to the end of a lease (`_lease()`: longer than the attempt's deadline and
+the task's time limits) and writes a fresh `claim_token`; its outcome is recorded only while the
+row still carries that token. The beat sweep marks what it queues (`queued_at`) and does not
+queue it again for QUEUE_LEASE, so a backlog does not grow by 500 tasks every tick. The
+`webhook-id` stays the same on every attempt so receivers can drop duplicates anyway.
 
 What a delivery holds: the generation's id, status, kind, model and error sentence; never its
 prompt (assistants' prompts are purged after ASSISTANT_PROMPT_RETENTION_DAYS and must not live on
@@ -20,7 +24,8 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -29,7 +34,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from developers import delivery as client
-from developers.errors import WebhookDeliveryNotResendable, WebhookEndpointLimit
+from developers.errors import WebhookDeliveryNotResendable, WebhookEndpointLimit, WebhookSendRateLimited
 from developers.models import TEST_EVENT, DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -37,6 +42,14 @@ logger = logging.getLogger(__name__)
 LOG_SIZE = 50  # deliveries shown on an endpoint's page
 DUE_BATCH = 500
 OUTPUT_URL_TTL = 3600  # seconds; local-file links (S3 links live as long as the presigner's default)
+# After the attempt's deadline: the task's soft time limit (it then records a failed attempt), its
+# hard limit, and the end of the claim (past both, so nobody else claims a row still being sent).
+SOFT_LIMIT_MARGIN = 20  # seconds
+HARD_LIMIT_MARGIN = 30
+LEASE_MARGIN = 60
+# The beat sweep does not queue a delivery again this soon after it was queued.
+QUEUE_LEASE = timedelta(minutes=5)
+TEST_RATE_GROUP = "developers.webhook_send"
 
 
 def _message_id() -> str:
@@ -158,6 +171,7 @@ def webhook_deliveries_create(*, generation_id: int, status: str) -> list[int]:
                 generation_uuid=generation.uuid,
                 payload=payload,
                 next_attempt_at=now,
+                queued_at=now,
             )
             for endpoint in endpoints
         )
@@ -181,16 +195,35 @@ def webhook_test_send(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
                 "data": {"endpoint_id": str(endpoint.uuid), "message": "A test event from Atelier."},
             },
             next_attempt_at=now,
+            queued_at=now,
         )
         transaction.on_commit(lambda: _queue([delivery.pk]))
     return delivery
 
 
+def webhook_send_throttle(*, request) -> None:
+    """Count one "Send test event" or "Resend" for the signed-in person; raise WebhookSendRateLimited
+    past DEVELOPER_WEBHOOK_TEST_RATE (each makes Atelier POST to a URL the person chose, and costs
+    no credits). Counts live in the shared cache (django-ratelimit, fixed windows)."""
+    from django_ratelimit.core import get_usage
+
+    usage = get_usage(
+        request,
+        group=TEST_RATE_GROUP,
+        key=lambda group, req: f"user:{req.user.pk}",
+        rate=settings.DEVELOPER_WEBHOOK_TEST_RATE,
+        increment=True,
+    )
+    if usage is not None and usage["should_limit"]:
+        raise WebhookSendRateLimited(retry_after=usage["time_left"])
+
+
 def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:
     """Try a failed delivery once more, now (same `webhook-id`; no further retries after this one)."""
     with transaction.atomic():
+        now = timezone.now()
         moved = WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.FAILED).update(
-            status=DeliveryStatus.PENDING, next_attempt_at=timezone.now()
+            status=DeliveryStatus.PENDING, next_attempt_at=now, queued_at=now, claim_token=""
         )
         if not moved:
             raise WebhookDeliveryNotResendable("Only a failed delivery can be sent again.")
@@ -242,38 +275,89 @@ def _body(delivery: WebhookDelivery) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def attempt_soft_time_limit() -> float:
+    """The delivery task's soft time limit: just past the attempt's deadline."""
+    return client.attempt_deadline() + SOFT_LIMIT_MARGIN
+
+
+def attempt_time_limit() -> float:
+    return client.attempt_deadline() + HARD_LIMIT_MARGIN
+
+
 def _lease() -> timedelta:
-    return timedelta(seconds=float(settings.DEVELOPER_WEBHOOK_TIMEOUT) * 3 + 30)
+    """How long an attempt's claim lasts: past the task's hard time limit, so a second worker never
+    claims a delivery the first may still be sending or recording."""
+    return timedelta(seconds=client.attempt_deadline() + LEASE_MARGIN)
 
 
-def webhook_delivery_attempt(*, delivery_id: int) -> client.Outcome | None:
-    """Try one delivery if it is due. Claims it first (so nobody else sends this attempt), posts
-    outside any transaction, then records the outcome and schedules the next try or gives up.
-    Returns the outcome, or None when there was nothing to do (not due, already done, gone)."""
+@dataclass(frozen=True)
+class DeliveryClaim:
+    delivery_id: int
+    token: str
+    at: datetime
+
+
+def webhook_delivery_claim(*, delivery_id: int) -> DeliveryClaim | None:
+    """Claim a due pending delivery for one attempt (a conditional update: of two workers, one
+    wins). None when there is nothing to do (not due, claimed by someone else, done, gone)."""
     now = timezone.now()
+    token = secrets.token_hex(16)
     claimed = (
         WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(next_attempt_at=now + _lease())
+        .update(next_attempt_at=now + _lease(), claim_token=token, queued_at=None)
     )
-    if not claimed:
-        return None
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    return DeliveryClaim(delivery_id, token, now) if claimed else None
+
+
+def webhook_delivery_send(*, claim: DeliveryClaim) -> client.Outcome | None:
+    """Post the claimed delivery, outside any transaction (at most the attempt's deadline). None
+    when it was not sent: the endpoint is disabled (the delivery is then marked failed)."""
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=claim.delivery_id)
     endpoint = delivery.endpoint
     if not endpoint.enabled:
-        WebhookDelivery.objects.filter(pk=delivery_id).update(
-            status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="Not sent: the endpoint is disabled."
+        WebhookDelivery.objects.filter(pk=claim.delivery_id, claim_token=claim.token).update(
+            status=DeliveryStatus.FAILED,
+            next_attempt_at=None,
+            claim_token="",
+            last_error="Not sent: the endpoint is disabled.",
         )
         return None
     body = _body(delivery)
-    outcome = client.post(url=endpoint.url, secret=endpoint.secret, message_id=delivery.message_id, body=body)
-    _record(delivery_id=delivery_id, outcome=outcome, at=now)
+    return client.post(url=endpoint.url, secret=endpoint.secret, message_id=delivery.message_id, body=body)
+
+
+def webhook_delivery_stopped(*, claim: DeliveryClaim) -> client.Outcome:
+    """The outcome recorded when the task's time limit stopped an attempt."""
+    seconds = (timezone.now() - claim.at).total_seconds()
+    return client.Outcome(None, "The attempt was stopped: it took too long.", int(seconds * 1000))
+
+
+def webhook_delivery_attempt(*, delivery_id: int) -> client.Outcome | None:
+    """Try one delivery if it is due: claim it, post, record the outcome and schedule the next
+    try or give up. Returns the outcome, or None when there was nothing to do."""
+    claim = webhook_delivery_claim(delivery_id=delivery_id)
+    if claim is None:
+        return None
+    outcome = webhook_delivery_send(claim=claim)
+    if outcome is not None:
+        webhook_delivery_record(claim=claim, outcome=outcome)
     return outcome
 
 
 @transaction.atomic
-def _record(*, delivery_id: int, outcome: client.Outcome, at) -> None:
-    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+def webhook_delivery_record(*, claim: DeliveryClaim, outcome: client.Outcome) -> bool:
+    """Write an attempt's outcome, if the row still carries the attempt's claim (else someone
+    else's attempt, a resend or an erasure took it over: nothing is written). True if written."""
+    delivery = (
+        WebhookDelivery.objects.select_for_update()
+        .filter(pk=claim.delivery_id, claim_token=claim.token, status=DeliveryStatus.PENDING)
+        .first()
+    )
+    if delivery is None:
+        logger.warning("webhook delivery %s: the attempt no longer holds its claim; not recorded", claim.delivery_id)
+        return False
+    at = claim.at
     delivery.attempts += 1
     delivery.attempt_log = [
         *delivery.attempt_log,
@@ -288,6 +372,7 @@ def _record(*, delivery_id: int, outcome: client.Outcome, at) -> None:
     delivery.last_attempt_at = at
     delivery.last_status_code = outcome.status_code
     delivery.last_error = outcome.error
+    delivery.claim_token = ""
     schedule = list(settings.DEVELOPER_WEBHOOK_RETRY_SCHEDULE)
     if outcome.delivered:
         delivery.status, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, None
@@ -303,21 +388,47 @@ def _record(*, delivery_id: int, outcome: client.Outcome, at) -> None:
             "last_attempt_at",
             "last_status_code",
             "last_error",
+            "claim_token",
             "status",
             "delivered_at",
             "next_attempt_at",
         ]
     )
+    return True
 
 
-def webhook_deliveries_due(*, now=None, limit: int = DUE_BATCH) -> list[int]:
-    """Ids of pending deliveries whose next attempt is due (oldest first), for the beat sweep."""
+def webhook_deliveries_queue_due(*, now=None, limit: int = DUE_BATCH) -> list[int]:
+    """The beat sweep: mark pending deliveries whose next attempt is due (oldest first) and that
+    were not queued in the last QUEUE_LEASE as queued now, and queue a task for each once this
+    commits. Returns their ids. Rows another sweep is marking are skipped (SKIP LOCKED)."""
     now = now or timezone.now()
-    return list(
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
+    with transaction.atomic():
+        ids = list(
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+            .filter(Q(queued_at__isnull=True) | Q(queued_at__lte=now - QUEUE_LEASE))
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            WebhookDelivery.objects.filter(pk__in=ids).update(queued_at=now)
+            transaction.on_commit(lambda: _queue(ids))
+    return ids
+
+
+@transaction.atomic
+def webhook_endpoints_disable_all(*, user, reason: str) -> int:
+    """Turn off every endpoint of the person and fail their pending deliveries (an attempt in
+    flight then records nothing). Returns endpoints disabled + deliveries failed."""
+    endpoints = WebhookEndpoint.objects.filter(owner=user, enabled=True).update(enabled=False, disabled_reason=reason)
+    deliveries = WebhookDelivery.objects.filter(endpoint__owner=user, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED,
+        next_attempt_at=None,
+        claim_token="",
+        queued_at=None,
+        last_error=f"Not sent. {reason}".strip(),
     )
+    return endpoints + deliveries
 
 
 def webhook_deliveries_purge(*, now=None, limit: int = DUE_BATCH) -> int:

@@ -195,6 +195,11 @@ def webhook_test(request: HttpRequest, uuid) -> HttpResponse:
     endpoint = _endpoint(request, uuid)
     if not endpoint.enabled:
         messages.error(request, "Enable the endpoint first.")
+        return redirect("developers:webhook", uuid=endpoint.uuid)
+    try:
+        services.webhook_send_throttle(request=request)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
     else:
         delivery = services.webhook_test_send(endpoint=endpoint)
         delivery.refresh_from_db()
@@ -213,6 +218,7 @@ def delivery_resend(request: HttpRequest, uuid, pk: int) -> HttpResponse:
     endpoint = _endpoint(request, uuid)
     delivery = get_object_or_404(WebhookDelivery, pk=pk, endpoint=endpoint)
     try:
+        services.webhook_send_throttle(request=request)
         services.webhook_delivery_resend(delivery=delivery)
     except ApplicationError as exc:
         messages.error(request, str(exc))

@@ -134,13 +134,20 @@ def credentials_revoke(*, user) -> int:
     The one place for it: the OAuth tokens allauth keeps from Google (none while
     SOCIALACCOUNT_STORE_TOKENS is off), API keys, and every access token, refresh token and
     pending authorization code Atelier's own authorization server issued for the person (any app:
-    a GPT Action, an MCP client), which stop working at once.
+    a GPT Action, an MCP client), which stop working at once. The person's webhook endpoints are
+    turned off and their pending deliveries marked failed (counted too): nothing more is sent.
     """
     from accounts.services import api_keys_revoke_all
     from atelier_oauth.services import tokens_revoke_all
+    from developers.services import webhook_endpoints_disable_all
 
     revoked, _ = SocialToken.objects.filter(account__user=user).delete()
-    return revoked + api_keys_revoke_all(user=user) + tokens_revoke_all(user=user)
+    return (
+        revoked
+        + api_keys_revoke_all(user=user)
+        + tokens_revoke_all(user=user)
+        + webhook_endpoints_disable_all(user=user, reason="The account is being erased.")
+    )
 
 
 @transaction.atomic

@@ -21,6 +21,7 @@ from ninja import Field, Header, Path, Query, Router, Schema, Status
 
 from accounts.api import Problem, generate_auth, read_auth
 from apiv1 import engine
+from apiv1.holds import wait_slot
 
 router = Router(tags=["generations"])
 
@@ -208,7 +209,8 @@ def _wait_of(prefer: str | None, wait: int | None) -> tuple[float | None, bool]:
     if match:
         return min(float(match.group(1)), engine.MAX_WAIT_SECONDS), True
     if wait is not None:
-        return min(float(max(wait, 0)), engine.MAX_WAIT_SECONDS), False
+        # Clamped as an integer first: a huge value (pydantic takes any size) must not overflow float.
+        return float(min(max(wait, 0), engine.MAX_WAIT_SECONDS)), False
     return None, False
 
 
@@ -217,10 +219,14 @@ def _answer(request: HttpRequest, response: HttpResponse, generation, *, seconds
 
     The wait counts from the start of the request, so fetching an input picture is part of it
     and a `wait=40` call answers within about 40 s (GPT Actions give up at 45)."""
-    if seconds is not None:
-        generation = engine.generation_wait(generation, max(0.0, seconds - (time.monotonic() - started)))
-        if from_prefer:
-            response["Preference-Applied"] = f"wait={int(seconds)}"
+    if seconds is not None and not generation.is_final:
+        with wait_slot(request.auth) as may_wait:
+            if may_wait:
+                generation = engine.generation_wait(generation, max(0.0, seconds - (time.monotonic() - started)))
+            else:
+                seconds = None  # this person already holds API_WAITS_PER_USER waits: 202 at once
+    if seconds is not None and from_prefer:
+        response["Preference-Applied"] = f"wait={int(seconds)}"
     data = engine.generation_json(generation, request=request)
     if seconds is not None and generation.is_final:
         return Status(200, data)
@@ -311,6 +317,7 @@ def create_generation(
     ),
 ):
     started = time.monotonic()
+    seconds, from_prefer = _wait_of(prefer, wait)  # read before anything is charged
     values = {
         name: value
         for name, value in payload.dict(
@@ -331,7 +338,6 @@ def create_generation(
     )
     if not created:
         response["Idempotent-Replayed"] = "true"
-    seconds, from_prefer = _wait_of(prefer, wait)
     return _answer(request, response, generation, seconds=seconds, from_prefer=from_prefer, started=started)
 
 
@@ -392,7 +398,7 @@ def get_generation(
     operation_id="cancelGeneration",
     summary="Cancel a queued or running generation; its credits come back",
     description="Only while it is queued or running (409 once it is final).",
-    openapi_extra=_extra(False),
+    openapi_extra=_extra(True),
 )
 def cancel_generation(request, generation_id: uuid.UUID = GENERATION_ID):
     generation = engine.generation_cancel(user=request.auth, generation_id=generation_id)

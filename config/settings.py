@@ -546,6 +546,9 @@ API_RATE_PER_USER = env.str("API_RATE_PER_USER", default="240/m")
 API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
 # How long the signed 3D viewer link in an API answer opens without sign-in.
 API_VIEWER_LINK_SECONDS = env.int("API_VIEWER_LINK_SECONDS", default=3600)
+# Requests one person may hold open at once waiting for a job (Prefer: wait, MCP tools); past it a
+# call answers at once with the job as it stands (apiv1/holds.py).
+API_WAITS_PER_USER = env.int("API_WAITS_PER_USER", default=2)
 
 # Developer webhooks
 # Completion webhooks developers register on /developers/webhooks/ (developers app): at most this

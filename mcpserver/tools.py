@@ -252,7 +252,19 @@ def _still_there(generation) -> bool:
 
 async def _wait(ctx: Context, caller: Caller, generation, seconds: float) -> CallToolResult:
     """Hold the call until the job is final or `seconds` pass, telling the client how long it has
-    been (progress notifications, when the client asked for them with a progress token)."""
+    been (progress notifications, when the client asked for them with a progress token). A person
+    already holding API_WAITS_PER_USER waits gets the job as it stands at once (apiv1/holds.py)."""
+    from apiv1.holds import wait_slot
+    from generation.models import FINAL_STATUSES
+
+    if generation.status not in FINAL_STATUSES and seconds > 0:
+        with wait_slot(caller.user) as may_wait:
+            if may_wait:
+                generation = await _hold(ctx, generation, seconds)
+    return await sync_to_async(_job_answer)(caller, generation)
+
+
+async def _hold(ctx: Context, generation, seconds: float):
     from generation.models import FINAL_STATUSES
 
     started = time.monotonic()
@@ -267,7 +279,7 @@ async def _wait(ctx: Context, caller: Caller, generation, seconds: float) -> Cal
             raise ToolRefused("This generation was deleted while it ran.", type="not_found")
         elapsed = min(seconds, time.monotonic() - started)
         await ctx.report_progress(elapsed, seconds, f"{generation.get_status_display()} ({elapsed:.0f} s)")
-    return await sync_to_async(_job_answer)(caller, generation)
+    return generation
 
 
 # --- tools -------------------------------------------------------------------------------------------

@@ -128,6 +128,42 @@ def test_prefer_values_are_read_and_clamped():
     assert _wait_of(None, 99) == (40.0, False)
     assert _wait_of("wait=abc", None) == (None, False)
     assert _wait_of("", None) == (None, False)
+    assert _wait_of(None, 10**400) == (40.0, False)  # any size pydantic accepts, no float overflow
+
+
+def test_a_huge_wait_value_answers_and_charges_once(key, funded):
+    response = Client().post(
+        f"/api/v1/generations?wait={'9' * 400}",
+        {"model": "local-canvas", "prompt": "a fox"},
+        content_type="application/json",
+        **bearer(key),
+    )
+    assert response.status_code in (200, 202), response.content
+    assert Generation.objects.count() == 1 and balance(funded) == 10 - Generation.objects.get().cost
+
+
+def test_past_the_waits_one_person_may_hold_a_call_answers_at_once(key, funded, settings):
+    """Each held wait keeps a web thread; one person may hold API_WAITS_PER_USER at once, then a
+    call answers 202 with the job at once instead of waiting."""
+    from django.core.cache import cache
+
+    from generation.models import CatalogEntry
+
+    entry = CatalogEntry.objects.get(slug="local-canvas")
+    job = Generation.objects.create(owner=funded, model=entry, kind=entry.kind, prompt="slow", cost=1)
+    settings.API_WAITS_PER_USER = 1
+    cache.set(f"api:waits:{funded.pk}", 1, 60)  # another request of theirs is waiting now
+    started = time.monotonic()
+    response = Client().get(f"/api/v1/generations/{job.uuid}", HTTP_PREFER="wait=5", **bearer(key))
+    assert response.status_code == 202 and time.monotonic() - started < 2
+    assert "Preference-Applied" not in response
+    assert cache.get(f"api:waits:{funded.pk}") == 1  # its own slot was given back
+
+    cache.set(f"api:waits:{funded.pk}", 0, 60)
+    started = time.monotonic()
+    response = Client().get(f"/api/v1/generations/{job.uuid}", HTTP_PREFER="wait=1", **bearer(key))
+    assert response.status_code == 202 and time.monotonic() - started >= 0.9  # it waited
+    assert response["Preference-Applied"] == "wait=1"
 
 
 def test_an_unknown_model_is_a_422_problem_on_the_model_field(key, funded):

@@ -18,7 +18,8 @@ from generation.models import CatalogEntry, Generation, Source
 pytestmark = pytest.mark.django_db
 
 METHODS = {"get", "post", "put", "patch", "delete"}
-CONSEQUENTIAL = {"createGeneration", "deleteGeneration"}
+# Calls that spend, destroy or change state: ChatGPT asks before each (no "always allow").
+CONSEQUENTIAL = {"createGeneration", "cancelGeneration", "deleteGeneration"}
 
 
 @pytest.fixture

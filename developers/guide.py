@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-def examples(*, site: str, mcp_url: str) -> dict[str, str]:
+def examples(*, site: str, mcp_url: str, webhook_timeout: str = "10 seconds") -> dict[str, str]:
+    """`webhook_timeout`: how long a receiver has to answer, as a phrase ("10 seconds")."""
     api = f"{site}/api/v1"
     return {
         "create": f"""curl -sS {api}/generations \\
@@ -91,6 +92,8 @@ webhook-signature: v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
   }
 }""",
         "verify_python": """# pip install standardwebhooks
+import os
+
 from standardwebhooks.webhooks import Webhook
 
 wh = Webhook(os.environ["ATELIER_WEBHOOK_SECRET"])   # whsec_…
@@ -99,7 +102,9 @@ def receive(request):
     event = wh.verify(request.body, request.headers)  # raises if the signature or time is wrong
     if event["type"] == "generation.succeeded":
         save(event["data"]["id"], event["data"]["outputs"])
-    return 204  # answer 2xx within 10 seconds; do slow work afterwards""",
+    return 204  # answer 2xx within """
+        + webhook_timeout
+        + """; do slow work afterwards""",
         "verify_node": """// npm install standardwebhooks
 import { Webhook } from "standardwebhooks";
 

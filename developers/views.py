@@ -51,6 +51,8 @@ def index(request: HttpRequest) -> HttpResponse:
     """The guide: GPT Action, MCP clients, curl, errors, limits, what the chat path keeps. Open to
     everyone (a developer reads it before signing up); the values on it are the site's own."""
     site = settings.SITE_URL
+    seconds = float(settings.DEVELOPER_WEBHOOK_TIMEOUT)
+    webhook_timeout = f"{seconds:g} second{'' if seconds == 1 else 's'}"  # a whole attempt's deadline
     return render(
         request,
         "developers/index.html",
@@ -68,7 +70,8 @@ def index(request: HttpRequest) -> HttpResponse:
             "retry_hours": round(sum(settings.DEVELOPER_WEBHOOK_RETRY_SCHEDULE) / 3600),
             "retry_count": len(settings.DEVELOPER_WEBHOOK_RETRY_SCHEDULE),
             "events": WebhookEvent.values,
-            "examples": guide.examples(site=site, mcp_url=f"{site}/mcp"),
+            "examples": guide.examples(site=site, mcp_url=f"{site}/mcp", webhook_timeout=webhook_timeout),
+            "webhook_timeout": webhook_timeout,
             "error_types": ERROR_TYPES,
             "rate_per_key": _rate(getattr(settings, "API_RATE_PER_KEY", "")),
             "rate_per_user": _rate(getattr(settings, "API_RATE_PER_USER", "")),
@@ -83,7 +86,8 @@ def _rate(rate: str) -> str:
     unit = {"s": "second", "m": "minute", "h": "hour", "d": "day"}.get(period[-1:] if period else "", "")
     if not count.isdigit() or not unit:
         return rate
-    return f"{count} a {unit}" if period in ("s", "m", "h", "d") else f"{count} per {period[:-1]} {unit}s"
+    article = "an" if unit == "hour" else "a"
+    return f"{count} {article} {unit}" if period in ("s", "m", "h", "d") else f"{count} per {period[:-1]} {unit}s"
 
 
 def _endpoint(request: HttpRequest, uuid) -> WebhookEndpoint:
@@ -155,6 +159,7 @@ def webhook(request: HttpRequest, uuid) -> HttpResponse:
             "deliveries": services.webhook_deliveries_for(endpoint=endpoint),
             "log_size": services.LOG_SIZE,
             "retry_count": len(settings.DEVELOPER_WEBHOOK_RETRY_SCHEDULE),
+            "send_rate": _rate(settings.DEVELOPER_WEBHOOK_TEST_RATE),
         },
     )
     response["Cache-Control"] = "no-store"  # the page shows the signing secret

@@ -20,13 +20,13 @@ def test_guide_page_desktop_and_phone(page):
     copy = page.locator('[data-copy-target="v-gpt-schema"]')
     assert copy.is_visible()  # shown where the clipboard works
     screenshot(page, "developers-guide-desktop")
-    for section in ("start", "gpt-action", "mcp", "curl", "webhooks", "errors", "chat-retention"):
+    for section in ("start", "auth", "gpt-action", "mcp", "curl", "webhooks", "errors", "chat-retention"):
         page.locator(f"#{section}").screenshot(path=str(ARTIFACTS / "screenshots" / f"developers-guide-{section}.png"))
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/developers/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
     screenshot(page, "developers-guide-phone")
-    for section in ("start", "gpt-action", "mcp", "curl"):
+    for section in ("start", "auth", "gpt-action", "mcp", "curl", "webhooks"):
         path = ARTIFACTS / "screenshots" / f"developers-guide-phone-{section}.png"
         page.locator(f"#{section}").screenshot(path=str(path))
 

@@ -286,6 +286,7 @@ def test_send_test_event_and_resend_are_rate_limited_per_person(
     assert refused.status_code == 200
     text = refused.content.decode()
     assert "You have sent many test events and resends in a short time. Try again in" in text
+    assert "Test events and resends: up to 2 an hour." in text  # the limit is shown beside the button
     assert len(receiver.requests) == 2 and WebhookDelivery.objects.filter(endpoint=endpoint).count() == 2
 
     # "Resend" counts against the same limit.

@@ -67,3 +67,42 @@ def test_the_footer_links_to_the_guide_and_the_account_menu_has_developers_and_w
     assert f'<a href="{reverse("developers:index")}">Developers &amp; API</a>' in page
     assert '<a href="/api/v1/docs">API</a>' not in page
     assert f'href="{reverse("developers:webhooks")}"' in page
+
+
+def test_the_python_webhook_example_runs_as_printed_and_verifies_a_real_delivery(monkeypatch, settings):
+    """The snippet, executed as a developer would paste it, accepts a body Atelier signed."""
+    from developers import delivery, guide, services
+
+    secret = services.webhook_secret_generate()
+    monkeypatch.setenv("ATELIER_WEBHOOK_SECRET", secret)
+    code = guide.examples(site="https://atelier.example", mcp_url="https://atelier.example/mcp")["verify_python"]
+    saved = []
+    namespace = {"save": lambda *args: saved.append(args)}
+    exec(compile(code, "verify_python", "exec"), namespace)  # a NameError here if an import is missing
+
+    body = b'{"type":"generation.succeeded","data":{"id":"g1","outputs":[]}}'
+    timestamp = int(__import__("time").time())
+
+    class Request:
+        def __init__(self):
+            self.body = body
+            self.headers = {
+                "webhook-id": "msg_1",
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": delivery.sign(secret=secret, message_id="msg_1", timestamp=timestamp, body=body),
+            }
+
+    assert namespace["receive"](Request()) == 204
+    assert saved == [("g1", [])]
+
+
+def test_the_guide_says_what_the_settings_say_and_what_a_client_meets(client, settings):
+    settings.DEVELOPER_WEBHOOK_TIMEOUT = 4.0
+    page = client.get(reverse("developers:index")).content.decode()
+    assert "Answer 2xx within 4 seconds</strong>" in page
+    assert "answer 2xx within 4 seconds; do slow work afterwards" in page
+    assert "10 seconds" not in page
+    assert '<code>"status": "queued"</code> or <code>"running"</code>' in page
+    assert "If ChatGPT sends no PKCE challenge, staff also add that client ID to" in page
+    assert "<code>OAUTH_PKCE_EXEMPT_CLIENT_IDS</code>; it still authenticates with its secret" in page
+    assert 'refused with <code>403</code> <a href="#account_paused">account_paused</a> until you resume it' in page

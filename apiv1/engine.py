@@ -83,7 +83,7 @@ def _parameter_json(name: str, rule: dict) -> dict:
 
 
 def _entry(slug: str) -> CatalogEntry:
-    entry = services.catalog_available().filter(slug=(slug or "").strip()).first()
+    entry = services.catalog_entry_available(slug)
     if entry is None:
         raise InvalidInput("Unknown model. List the models (GET /api/v1/models) and pass one's slug.", field="model")
     return entry
@@ -143,7 +143,7 @@ def generation_create(
     if request is not None:
         _throttle(request, user)
     if not key:
-        return services.generation_submit(user=user, spec=spec), True
+        return _fresh(services.generation_submit(user=user, spec=spec)), True
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(owner=user, key=key, fingerprint=fingerprint)
@@ -154,7 +154,13 @@ def generation_create(
         if replayed is None:
             raise
         return replayed, False
-    return generation, True
+    return _fresh(generation), True
+
+
+def _fresh(generation: Generation) -> Generation:
+    """A job this call just queued has no outputs yet: say so, rather than ask the database."""
+    generation.api_outputs = []
+    return generation
 
 
 def _refuse_nul(values: dict) -> None:

@@ -5,7 +5,15 @@ The parameter spec lives on the catalog row (see `CatalogEntry`); this module on
 
 from __future__ import annotations
 
+import copy
+import threading
+import time
+import uuid
 from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from generation.errors import InvalidInput
 from generation.models import CatalogEntry, Kind
@@ -162,3 +170,54 @@ def provider_input(
         else:
             payload[target] = value
     return payload
+
+
+# --- the enabled entries by slug, kept in each process --------------------------------------------
+#
+# Every API and MCP submit names its model by slug; the catalog changes only when staff edit it in
+# the admin. Each process keeps the enabled rows by slug and checks one shared token per lookup
+# (one cache GET instead of a query): saving or deleting an entry anywhere replaces the token, so
+# every process reads the catalog afresh on its next lookup. A write that bypasses the model's
+# signals (a queryset update in a migration or a shell) is seen within ENTRIES_MAX_AGE.
+
+ENTRIES_VERSION_KEY = "generation:catalog:version"
+ENTRIES_MAX_AGE = 60.0  # seconds
+
+
+class _Entries:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.version: object = None
+        self.loaded_at = float("-inf")
+        self.by_slug: dict[str, CatalogEntry] = {}
+
+    def get(self, slug: str) -> CatalogEntry | None:
+        version = cache.get(ENTRIES_VERSION_KEY)
+        with self.lock:
+            if version != self.version or time.monotonic() - self.loaded_at > ENTRIES_MAX_AGE:
+                self.by_slug = {entry.slug: entry for entry in CatalogEntry.objects.filter(enabled=True)}
+                self.version, self.loaded_at = version, time.monotonic()
+            entry = self.by_slug.get(slug)
+        # A copy: the caller gets an instance of its own, as from a query.
+        return copy.copy(entry) if entry is not None else None
+
+    def forget(self) -> None:
+        with self.lock:
+            self.version, self.loaded_at = None, float("-inf")
+
+
+_entries = _Entries()
+
+
+def enabled_entry(slug: str) -> CatalogEntry | None:
+    """The enabled catalog entry with this slug, or None, from this process's copy of the
+    catalog (see above). Whether its provider is configured here is the caller's question
+    (`generation.services.catalog_entry_available`)."""
+    return _entries.get((slug or "").strip())
+
+
+@receiver(post_save, sender=CatalogEntry, dispatch_uid="generation.catalog.entries_changed.save")
+@receiver(post_delete, sender=CatalogEntry, dispatch_uid="generation.catalog.entries_changed.delete")
+def _entries_changed(**kwargs) -> None:
+    _entries.forget()
+    cache.set(ENTRIES_VERSION_KEY, uuid.uuid4().hex, None)

@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from billing import services as billing
 from billing.errors import AccountBlocked, InsufficientCredits
+from billing.services.ledger import credits_reserve_in_transaction
 from generation import catalog, inputs, marking, providers, storage
 from generation.errors import AccountPaused, InvalidInput, NotAllowed, ProviderError, SubmitRateLimited
 from generation.models import (
@@ -84,6 +85,13 @@ def catalog_available():
     return CatalogEntry.objects.filter(enabled=True, provider__in=names).order_by("kind", "order", "title")
 
 
+def catalog_entry_available(slug: str) -> CatalogEntry | None:
+    """The model of this slug if `catalog_available` lists it, else None; without a query in
+    the usual case (each process keeps the enabled entries: `catalog.enabled_entry`)."""
+    entry = catalog.enabled_entry(slug)
+    return entry if entry is not None and provider_available(entry.provider) else None
+
+
 # --- submit -------------------------------------------------------------------------------------------
 
 
@@ -98,16 +106,62 @@ def generation_submit_throttle(*, request) -> None:
     will call it the same way. Counts live in the shared cache (django-ratelimit, fixed windows);
     while Redis is down they count per process (config/cache.py).
     """
-    from django_ratelimit.core import get_usage
-
     limits = (
         (_submit_user_key, settings.GENERATION_SUBMIT_RATE_PER_USER),
         (_submit_ip_key, settings.GENERATION_SUBMIT_RATE_PER_IP),
     )
-    for key, rate in limits:
-        usage = get_usage(request, group=SUBMIT_RATE_GROUP, key=key, rate=rate, increment=True)
+    for usage in rate_limits_count(request, group=SUBMIT_RATE_GROUP, limits=limits):
         if usage is not None and usage["should_limit"]:
             raise SubmitRateLimited(retry_after=usage["time_left"])
+
+
+def rate_limits_count(request, *, group: str, limits) -> list[dict | None]:
+    """Count one call against each (key function, rate) of `limits`, as django-ratelimit's
+    `get_usage(request, group=..., key=..., rate=..., increment=True)` does, and return its
+    answers (`count`, `limit`, `should_limit`, `time_left`) in order.
+
+    Same windows, same cache keys, same values as get_usage (its own helpers make them), so the
+    two can count the same limit. The difference is the cost: get_usage takes three Redis round
+    trips per limit (ADD, then Django's INCR: EXISTS and INCR); here every limit is one
+    `SET NX EX` (what ADD does) and one INCR, all sent in one pipeline. With another cache, or
+    while the fail-open cache is counting in memory (config/cache.py), each limit goes through
+    get_usage as before; a connection failure mid-way does too (and starts that fallback)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+    from django_ratelimit import ALL
+    from django_ratelimit import core as ratelimit
+
+    from config.cache import OUTAGE
+
+    def one_by_one() -> list[dict | None]:
+        return [ratelimit.get_usage(request, group=group, key=key, rate=rate, increment=True) for key, rate in limits]
+
+    store = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    if (
+        not getattr(settings, "RATELIMIT_ENABLE", True)
+        or not isinstance(store, RedisCache)
+        or getattr(store, "degraded", False)
+    ):
+        return one_by_one()
+    counted = []
+    pipeline = store._cache.get_client(write=True).pipeline(transaction=False)
+    for key, rate in limits:
+        limit, period = ratelimit._split_rate(rate)
+        value = key(group, request)
+        window = ratelimit._get_window(value, period)
+        name = store.make_and_validate_key(ratelimit._make_cache_key(group, window, rate, value, ALL))
+        pipeline.set(name, 0, ex=period + ratelimit.EXPIRATION_FUDGE, nx=True)
+        pipeline.incr(name)
+        counted.append((limit, window))
+    try:
+        replies = pipeline.execute()
+    except OUTAGE:
+        return one_by_one()
+    now = int(time.time())
+    return [
+        {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window - now}
+        for (limit, window), count in zip(counted, replies[1::2], strict=True)
+    ]
 
 
 def _submit_user_key(group: str, request) -> str:
@@ -243,7 +297,10 @@ def generation_submit(*, user, spec: GenerationSpec, retry_of: Generation | None
     clean = catalog.clean_params(entry, spec.values)
     _pick_seed(entry, clean.params)
     cost = catalog.cost_of(entry, clean.params)
-    _check_credits(user, cost)  # before any download or decode
+    if entry.kind in catalog.KIND_NEEDS_IMAGE:
+        # Before any download or decode. Without an input picture there is nothing to protect:
+        # the reservation refuses the same way (same errors) a moment later, one query sooner.
+        _check_credits(user, cost)
     image = _clean_input_image(user, spec)  # network/decoding happens before we touch the database
     generation = _create(
         user=user, entry=entry, clean=clean, cost=cost, image=image, retry_of=retry_of, source=spec.source
@@ -337,12 +394,9 @@ def _create(
             saved = storage.save_bytes(f"{generation.storage_prefix}/input-0.{image.ext}", image.content)
             stored.append(saved.key)
         with transaction.atomic():
-            billing.credits_reserve(
-                user=user,
-                amount=cost,
-                reference=generation.reservation_reference,
-                memo=f"{entry.get_kind_display()} · {entry.title}",
-            )
+            # The job's rows first, the wallet last: the wallet's row lock is held from the
+            # reservation to the commit, so every statement before it is one a parallel submit of
+            # the same person does not wait for. A refusal rolls all of it back.
             generation.save()
             if saved is not None:
                 Asset.objects.create(
@@ -355,6 +409,12 @@ def _create(
                     width=image.width,
                     height=image.height,
                 )
+            credits_reserve_in_transaction(  # part of this transaction: no savepoint of its own
+                user=user,
+                amount=cost,
+                reference=generation.reservation_reference,
+                memo=f"{entry.get_kind_display()} · {entry.title}",
+            )
             transaction.on_commit(lambda: _enqueue(generation.pk))
     except BaseException:
         storage.delete_keys(stored)  # the transaction rolled back: leave no orphan files

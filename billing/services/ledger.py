@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -38,21 +38,26 @@ def wallet_get(*, user) -> Wallet:
 
 
 def _apply(
-    *, wallet: Wallet, amount: int, reason: str, reference: str, idempotency_key: str, memo: str = ""
+    *,
+    wallet: Wallet,
+    amount: int,
+    reason: str,
+    reference: str,
+    idempotency_key: str,
+    memo: str = "",
+    key_unused: bool = False,
 ) -> LedgerEntry:
-    """Change the balance of a wallet whose row the caller has locked, and record it."""
-    existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing
-    if amount < 0:
-        changed = Wallet.objects.filter(pk=wallet.pk, balance__gte=-amount).update(
-            balance=F("balance") + amount, updated_at=timezone.now()
-        )
-        if not changed:
-            raise InsufficientCredits(needed=-amount, balance=Wallet.objects.get(pk=wallet.pk).balance)
-    else:
-        Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount, updated_at=timezone.now())
-    balance = Wallet.objects.values_list("balance", flat=True).get(pk=wallet.pk)
+    """Change the balance of a wallet whose row the caller has locked, and record it.
+
+    `key_unused`: the caller has already proven, under the same lock, that no entry carries
+    `idempotency_key` (so the lookup is skipped); the unique index still refuses a duplicate."""
+    if not key_unused:
+        existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    balance = _add_to_balance(wallet_id=wallet.pk, amount=amount)
+    if balance is None:
+        raise InsufficientCredits(needed=-amount, balance=Wallet.objects.get(pk=wallet.pk).balance)
     return LedgerEntry.objects.create(
         wallet=wallet,
         amount=amount,
@@ -64,8 +69,29 @@ def _apply(
     )
 
 
+def _add_to_balance(*, wallet_id: int, amount: int) -> int | None:
+    """Add `amount` (negative: take) to the balance and return the new balance, in one
+    conditional UPDATE … RETURNING: a debit only applies while the balance covers it (None when
+    it does not, and nothing changed); the check constraint stays the last line of defence.
+    Django's update() cannot return the row, and reading it back costs a second round trip."""
+    table = connection.ops.quote_name(Wallet._meta.db_table)  # the model's own name, not input
+    condition = " AND balance >= %s" if amount < 0 else ""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM writes it (SQLite: text)
+    params = [amount, now, wallet_id] + ([-amount] if amount < 0 else [])
+    # Values are bound parameters; only the model's table name and a fixed condition are spliced in.
+    sql = f"UPDATE {table} SET balance = balance + %s, updated_at = %s WHERE id = %s{condition} RETURNING balance"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row is not None else None
+
+
 def _locked_wallet(user) -> Wallet:
-    wallet_get(user=user)  # outside the lock: creating the row is itself race-safe (unique user)
+    """The person's wallet, its row locked until the transaction ends (created first if needed)."""
+    wallet = Wallet.objects.select_for_update().filter(user=user).first()
+    if wallet is not None:
+        return wallet
+    wallet_get(user=user)  # creating the row is itself race-safe (unique user)
     return Wallet.objects.select_for_update().get(user=user)
 
 
@@ -141,6 +167,16 @@ def credits_reserve(*, user, amount: int, reference: str, memo: str = "") -> Cre
     """Hold `amount` credits for a job. Raises InsufficientCredits (or AccountBlocked while
     credits are owed), leaving nothing behind. `memo` names what it is for (never the prompt:
     the ledger outlives prompt retention)."""
+    return credits_reserve_in_transaction(user=user, amount=amount, reference=reference, memo=memo)
+
+
+def credits_reserve_in_transaction(*, user, amount: int, reference: str, memo: str = "") -> CreditReservation:
+    """`credits_reserve` as one step of the caller's own transaction (e.g. the submit that
+    creates the job in the same one): no savepoint of its own, so a refusal dooms the caller's
+    transaction, which must end (roll back) before anything else is done with the database.
+    Called outside a transaction it is a mistake (nothing would hold the row lock)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("credits_reserve_in_transaction needs the caller's transaction.atomic()")
     wallet = _locked_wallet(user)
     if wallet.debt > 0:
         raise AccountBlocked(debt=wallet.debt)
@@ -155,6 +191,9 @@ def credits_reserve(*, user, amount: int, reference: str, memo: str = "") -> Cre
             reference=reference,
             idempotency_key=f"reserve:{reference}",
             memo=memo,
+            # The reservation and its ledger entry are written together, under this lock: with
+            # no reservation for `reference`, there is no `reserve:` entry either.
+            key_unused=True,
         )
     return CreditReservation.objects.create(wallet=wallet, amount=amount, reference=reference)
 

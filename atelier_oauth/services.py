@@ -60,7 +60,9 @@ def resources() -> tuple[str, str]:
 
 
 def resource_is_ours(value: str) -> bool:
-    return value.rstrip("/") in resources()
+    """One of our resources, or SITE_URL itself: the resource the root RFC 9728 document names,
+    which a client that reads that document may ask for; a token bound to it is good for both."""
+    return value.rstrip("/") in (*resources(), settings.SITE_URL)
 
 
 def resource_metadata_url(resource: str) -> str:
@@ -85,8 +87,8 @@ def access_token_authenticate(*, request: HttpRequest, token: str, scope: str, r
 
     Tokens are stored hashed (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE): the lookup is by the SHA-256
     checksum DOT keeps beside the blanked token column. Revoking an access token deletes its row,
-    so "not found" covers revoked too. A token asked for without `resource` is good for both of
-    our resources; `resource=None` here skips the audience check."""
+    so "not found" covers revoked too. A token asked for without `resource`, or for SITE_URL, is
+    good for both of our resources; `resource=None` here skips the audience check."""
     AccessToken = get_access_token_model()
     checksum = hashlib.sha256(token.encode()).hexdigest()
     now = timezone.now()
@@ -99,7 +101,8 @@ def access_token_authenticate(*, request: HttpRequest, token: str, scope: str, r
         return None
     if resource is not None and access.resource:
         wanted = resource.rstrip("/")
-        if wanted not in {value.rstrip("/") for value in access.resource}:
+        bound = {value.rstrip("/") for value in access.resource}
+        if wanted not in bound and settings.SITE_URL not in bound:
             return None
     if access.user.is_paused:
         raise AccountPausedForApi()

@@ -348,3 +348,28 @@ def test_registration_stops_while_too_many_unused_clients_wait(client, settings,
     app.save()
     token_in_process(Client(), ClientCredentials(app, first.json()["client_id"], first.json()["client_secret"]), alice)
     assert register(client, body, address="203.0.113.33").status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_that_reads_the_root_document_can_ask_for_its_resource(oauth_site, mcp_client, alice):
+    """The root RFC 9728 document names SITE_URL itself (section 3.3); a token asked for that
+    resource is granted and good at the API and at /mcp."""
+    resource = requests.get(f"{oauth_site}/.well-known/oauth-protected-resource", timeout=10).json()["resource"]
+    assert resource == oauth_site
+    oauth = mcp_session(mcp_client)
+    verifier = generate_token(64)
+    url, _ = oauth.create_authorization_url(f"{oauth_site}/oauth/authorize/", code_verifier=verifier, resource=resource)
+    callback = consent(signed_in_session(alice), url)
+    token = oauth.fetch_token(f"{oauth_site}/oauth/token/", authorization_response=callback, code_verifier=verifier)
+    assert get_access_token_model().objects.get(user=alice).resource == [resource]
+    me = requests.get(
+        f"{oauth_site}/api/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10
+    )
+    assert me.status_code == 200, me.text
+    for bound in services.resources():
+        assert (
+            services.access_token_authenticate(
+                request=RequestFactory().get("/"), token=token["access_token"], scope="read", resource=bound
+            )
+            == alice
+        )

@@ -4,8 +4,8 @@
   PKCE must be S256, checked before the person is asked (DOT refuses `plain` only after consent).
 - /oauth/token/, /oauth/revoke/: DOT's views unchanged (RFC 6749, RFC 7009).
 - /oauth/register/: RFC 7591 dynamic client registration on DOT's view and helpers, with our
-  redirect-URI policy, grant types limited to authorization_code/refresh_token and a per-address
-  rate limit.
+  redirect-URI policy, grant types limited to authorization_code/refresh_token, rate limits (per
+  address, per IPv6 /48, overall) and a cap on registered apps nobody has used.
 - /.well-known/…: RFC 8414 and RFC 9728 documents from DOT's metadata views, with our URL names.
 - /oauth/connections/: the apps holding tokens for the signed-in person, each revocable.
 """
@@ -96,7 +96,10 @@ class ConsentView(AuthorizationView):
             method=form.cleaned_data.get("code_challenge_method"),
         )
         if refusal is None:
-            return super().form_valid(form)
+            try:
+                return super().form_valid(form)
+            except get_application_model().DoesNotExist:  # gone between our look and DOT's
+                return self._registration_gone()
         refusal.state = form.cleaned_data.get("state")
         return self.error_response(
             OAuthToolkitError(error=refusal, redirect_uri=form.cleaned_data["redirect_uri"]), application

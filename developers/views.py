@@ -35,7 +35,7 @@ ERROR_TYPES = (
     ("invalid_input", 422, "A value can't be used (unknown model, a ratio it lacks, an image link we won't fetch)."),
     ("validation_error", 422, "The request body or a parameter does not match the schema; see errors."),
     ("idempotency_key_reused", 422, "This Idempotency-Key was used with a different request body."),
-    ("idempotency_key_spent", 409, "The request with this Idempotency-Key is still being handled; retry shortly."),
+    ("idempotency_key_spent", 409, "The generation made with this Idempotency-Key was deleted; send a new key."),
     ("not_found", 404, "No such generation among yours (someone else's ids are not found either), or no such path."),
     ("conflict", 409, "The action does not fit the state, e.g. cancelling a finished generation."),
     ("method_not_allowed", 405, "That path does not take this HTTP method."),
@@ -43,6 +43,8 @@ ERROR_TYPES = (
     ("provider_error", 502, "The model provider failed. Credits are refunded; try again later."),
     ("storage_unavailable", 503, "Our storage did not answer. Nothing was charged; try again."),
     ("bad_request", 400, "The request could not be read (e.g. malformed JSON)."),
+    ("request_too_large", 413, "The body is too large: send pictures by link (image_url, openaiFileIdRefs)."),
+    ("server_error", 500, "Something failed on our side. Retry with the same Idempotency-Key."),
     ("forbidden", 403, "Not allowed for this account."),
 )
 

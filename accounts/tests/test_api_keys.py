@@ -33,7 +33,7 @@ def challenges_bearer(response) -> bool:
     header = response["WWW-Authenticate"]
     return (
         header.startswith("Bearer ")
-        and 'resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource"' in header
+        and 'resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/api/v1"' in header
     )
 
 

@@ -67,7 +67,7 @@ def test_no_credential_is_401_problem_naming_bearer_and_the_resource_metadata():
     response = Client().get("/api/v1/generations")
     problem(response, 401, "unauthorized")
     assert response["WWW-Authenticate"] == (
-        'Bearer resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource"'
+        'Bearer resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/api/v1"'
     )
     wrong = Client().get("/api/v1/generations", **bearer("atl_00000000_nope"))
     problem(wrong, 401, "unauthorized")

@@ -449,6 +449,7 @@ def generation_retry(*, user, generation: Generation) -> Generation:
         raise NotAllowed("Not your generation.")
     if generation.status not in (Status.FAILED, Status.CANCELED):
         raise NotAllowed("Only a failed or canceled generation can be tried again.")
+    _check_prompt_kept(generation)
     existing = _existing_retry(generation)
     if existing is not None:
         return existing
@@ -478,6 +479,7 @@ def generation_run_again(*, user, generation: Generation) -> Generation:
     new seed (so a new picture). Charged like any submit."""
     if generation.owner_id != user.pk:
         raise NotAllowed("Not your generation.")
+    _check_prompt_kept(generation)
     entry = generation.model
     _check_usable(user, entry)
     params = {name: value for name, value in (generation.params or {}).items() if name != "seed"}
@@ -486,6 +488,16 @@ def generation_run_again(*, user, generation: Generation) -> Generation:
     cost = catalog.cost_of(entry, params)
     _check_credits(user, cost)
     return _create(user=user, entry=entry, clean=clean, cost=cost, image=_previous_input(generation), retry_of=None)
+
+
+def _check_prompt_kept(generation: Generation) -> None:
+    """A job whose prompt and parameters were removed by the assistant retention (privacy) cannot be
+    made again from its row: that would start, and charge, a job with an empty prompt."""
+    if generation.prompt_purged_at is not None:
+        raise InvalidInput(
+            "The prompt of this job was removed, as promised for jobs asked for from an assistant. "
+            "Start a new one with a prompt."
+        )
 
 
 def _existing_retry(generation: Generation) -> Generation | None:

@@ -126,3 +126,33 @@ def test_the_current_policy_says_what_the_chat_path_keeps(client, settings):
     assert "API keys" in page and "Connected apps" in page and "Webhook endpoints" in page
     assert "your API keys and connected assistants (GPT Action, MCP) are refused until you resume" in page
     assert "{" not in page.split("<main", 1)[1].split("</main>", 1)[0]  # every period filled in
+
+
+def test_a_job_whose_prompt_was_removed_cannot_be_run_again_or_retried(alice, client):
+    """Run again / Try again rebuild a job from its row: after the purge that would start (and
+    charge) a job with an empty prompt. Both are refused, and the result page offers neither."""
+    from django.utils import timezone
+
+    from billing.models import LedgerReason
+    from billing.services.ledger import credits_grant
+    from generation import services
+    from generation.errors import InvalidInput
+    from generation.models import CatalogEntry, Generation, Source, Status
+
+    credits_grant(user=alice, amount=10, reason=LedgerReason.ADMIN_GRANT, idempotency_key="purged-run-again")
+    entry = CatalogEntry.objects.get(slug="local-canvas")
+    purged = {
+        "owner": alice, "model": entry, "kind": entry.kind, "prompt": "", "cost": 1, "source": Source.MCP,
+        "prompt_purged_at": timezone.now(), "params": {"aspect_ratio": "1:1"},
+    }  # fmt: skip
+    done = Generation.objects.create(status=Status.SUCCEEDED, **purged)
+    failed = Generation.objects.create(status=Status.FAILED, **purged)
+    with pytest.raises(InvalidInput, match="prompt of this job was removed"):
+        services.generation_run_again(user=alice, generation=done)
+    with pytest.raises(InvalidInput, match="prompt of this job was removed"):
+        services.generation_retry(user=alice, generation=failed)
+    assert Generation.objects.filter(owner=alice).count() == 2
+
+    client.force_login(alice)
+    assert "Run again" not in client.get(f"/g/{done.uuid}/").content.decode()
+    assert "Try again" not in client.get(f"/g/{failed.uuid}/").content.decode()

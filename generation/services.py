@@ -414,6 +414,7 @@ def _create(
                 amount=cost,
                 reference=generation.reservation_reference,
                 memo=f"{entry.get_kind_display()} · {entry.title}",
+                new_reference=True,  # the generation's uuid, unique, inserted just above
             )
             transaction.on_commit(lambda: _enqueue(generation.pk))
     except BaseException:

@@ -170,13 +170,22 @@ def credits_reserve(*, user, amount: int, reference: str, memo: str = "") -> Cre
     return credits_reserve_in_transaction(user=user, amount=amount, reference=reference, memo=memo)
 
 
-def credits_reserve_in_transaction(*, user, amount: int, reference: str, memo: str = "") -> CreditReservation:
+def credits_reserve_in_transaction(
+    *, user, amount: int, reference: str, memo: str = "", new_reference: bool = False
+) -> CreditReservation:
     """`credits_reserve` as one step of the caller's own transaction (e.g. the submit that
     creates the job in the same one): no savepoint of its own, so a refusal dooms the caller's
     transaction, which must end (roll back) before anything else is done with the database.
-    Called outside a transaction it is a mistake (nothing would hold the row lock)."""
+    Called outside a transaction it is a mistake (nothing would hold the row lock).
+
+    `new_reference`: the caller guarantees no reservation can carry `reference` yet (it names a
+    row this transaction has just inserted under a unique key, e.g. a new generation's uuid), so
+    there is nothing to replay: the debit is then one conditional UPDATE that takes the row lock
+    itself (`_debit_new`), and the lock is held for three statements and the commit."""
     if not connection.in_atomic_block:
         raise RuntimeError("credits_reserve_in_transaction needs the caller's transaction.atomic()")
+    if new_reference and amount > 0:
+        return _debit_new(user=user, amount=amount, reference=reference, memo=memo)
     wallet = _locked_wallet(user)
     if wallet.debt > 0:
         raise AccountBlocked(debt=wallet.debt)
@@ -196,6 +205,37 @@ def credits_reserve_in_transaction(*, user, amount: int, reference: str, memo: s
             key_unused=True,
         )
     return CreditReservation.objects.create(wallet=wallet, amount=amount, reference=reference)
+
+
+def _debit_new(*, user, amount: int, reference: str, memo: str) -> CreditReservation:
+    """Reserve for a reference nobody can have used: one `UPDATE … WHERE debt = 0 AND balance >=
+    amount RETURNING` both locks the wallet row (until the caller's commit) and takes the credits,
+    or changes nothing; then the ledger entry and the reservation. Refusals are credits_reserve's
+    own (AccountBlocked while credits are owed, else InsufficientCredits with the balance). The
+    unique reference and ledger key stay the last line of defence."""
+    table = connection.ops.quote_name(Wallet._meta.db_table)  # the model's own name, not input
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    # Values are bound parameters; only the model's table name is spliced in.
+    sql = f"UPDATE {table} SET balance = balance - %s, updated_at = %s WHERE user_id = %s AND debt = 0 AND balance >= %s RETURNING id, balance"  # noqa: S608, E501
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [amount, now, user.pk, amount])
+        row = cursor.fetchone()
+    if row is None:
+        wallet = wallet_get(user=user)
+        if wallet.debt > 0:
+            raise AccountBlocked(debt=wallet.debt)
+        raise InsufficientCredits(needed=amount, balance=wallet.balance)
+    wallet_id, balance = row
+    LedgerEntry.objects.create(
+        wallet_id=wallet_id,
+        amount=-amount,
+        balance_after=balance,
+        reason=LedgerReason.GENERATION,
+        reference=reference,
+        idempotency_key=f"reserve:{reference}",
+        memo=memo[:300],
+    )
+    return CreditReservation.objects.create(wallet_id=wallet_id, amount=amount, reference=reference)
 
 
 @transaction.atomic

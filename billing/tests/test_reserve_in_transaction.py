@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from billing.errors import InsufficientCredits
+from billing.errors import AccountBlocked, InsufficientCredits
 from billing.models import CreditReservation, LedgerEntry, LedgerReason, Wallet
 from billing.services.ledger import credits_grant, credits_reserve, credits_reserve_in_transaction
 
@@ -37,3 +37,21 @@ def test_a_refusal_takes_back_everything_the_transaction_did(alice):
     assert "you have 1" in str(caught.value)
     assert not CreditReservation.objects.exists() and Wallet.objects.get(user=alice).balance == 1
     assert not LedgerEntry.objects.filter(amount__lt=0).exists()
+
+
+def test_a_new_reference_is_debited_in_one_guarded_update_with_the_same_refusals(alice):
+    credits_grant(user=alice, amount=3, reason=LedgerReason.ADMIN_GRANT, idempotency_key="t")
+    with transaction.atomic():
+        held = credits_reserve_in_transaction(user=alice, amount=2, reference="job:3", new_reference=True)
+    assert (held.amount, held.status, Wallet.objects.get(user=alice).balance) == (2, "reserved", 1)
+    (entry,) = LedgerEntry.objects.filter(idempotency_key="reserve:job:3")
+    assert (entry.amount, entry.balance_after, entry.reason) == (-2, 1, LedgerReason.GENERATION)
+
+    with pytest.raises(InsufficientCredits) as caught, transaction.atomic():
+        credits_reserve_in_transaction(user=alice, amount=2, reference="job:4", new_reference=True)
+    assert "you have 1" in str(caught.value) and Wallet.objects.get(user=alice).balance == 1
+
+    Wallet.objects.filter(user=alice).update(debt=1)
+    with pytest.raises(AccountBlocked), transaction.atomic():
+        credits_reserve_in_transaction(user=alice, amount=1, reference="job:5", new_reference=True)
+    assert Wallet.objects.get(user=alice).balance == 1 and CreditReservation.objects.count() == 1

@@ -210,32 +210,90 @@ def credits_reserve_in_transaction(
 def _debit_new(*, user, amount: int, reference: str, memo: str) -> CreditReservation:
     """Reserve for a reference nobody can have used: one `UPDATE … WHERE debt = 0 AND balance >=
     amount RETURNING` both locks the wallet row (until the caller's commit) and takes the credits,
-    or changes nothing; then the ledger entry and the reservation. Refusals are credits_reserve's
-    own (AccountBlocked while credits are owed, else InsufficientCredits with the balance). The
-    unique reference and ledger key stay the last line of defence."""
-    table = connection.ops.quote_name(Wallet._meta.db_table)  # the model's own name, not input
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    # Values are bound parameters; only the model's table name is spliced in.
-    sql = f"UPDATE {table} SET balance = balance - %s, updated_at = %s WHERE user_id = %s AND debt = 0 AND balance >= %s RETURNING id, balance"  # noqa: S608, E501
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [amount, now, user.pk, amount])
-        row = cursor.fetchone()
-    if row is None:
+    or changes nothing; the ledger entry (with the balance the UPDATE returned) and the
+    reservation go with it. On PostgreSQL the three are one statement (data-modifying CTEs: one
+    round trip, and the lock is held for that statement and the commit only); elsewhere three.
+    Refusals are credits_reserve's own (AccountBlocked while credits are owed, else
+    InsufficientCredits with the balance). The check constraints, the unique reference and
+    ledger key stay the last line of defence."""
+    now = timezone.now()
+    memo = memo[:300]
+    key = f"reserve:{reference}"
+    if connection.vendor == "postgresql":
+        row = _debit_new_in_one_statement(user=user, amount=amount, reference=reference, memo=memo, key=key, now=now)
+        wallet_id = row[0] if row is not None else None
+    else:
+        wallet_id = None
+        row = _debit_where_covered(user=user, amount=amount, now=now)
+        if row is not None:
+            wallet_id, balance = row
+            LedgerEntry.objects.create(
+                wallet_id=wallet_id,
+                amount=-amount,
+                balance_after=balance,
+                reason=LedgerReason.GENERATION,
+                reference=reference,
+                idempotency_key=key,
+                memo=memo,
+            )
+    if wallet_id is None:
         wallet = wallet_get(user=user)
         if wallet.debt > 0:
             raise AccountBlocked(debt=wallet.debt)
         raise InsufficientCredits(needed=amount, balance=wallet.balance)
-    wallet_id, balance = row
-    LedgerEntry.objects.create(
-        wallet_id=wallet_id,
-        amount=-amount,
-        balance_after=balance,
-        reason=LedgerReason.GENERATION,
-        reference=reference,
-        idempotency_key=f"reserve:{reference}",
-        memo=memo[:300],
-    )
+    if connection.vendor == "postgresql":
+        return CreditReservation(
+            id=row[1], wallet_id=wallet_id, amount=amount, reference=reference, created_at=now
+        )  # written by the statement above
     return CreditReservation.objects.create(wallet_id=wallet_id, amount=amount, reference=reference)
+
+
+def _debit_where_covered(*, user, amount: int, now) -> tuple[int, int] | None:
+    """(wallet id, new balance), or None when the wallet is in debt or short (nothing changed)."""
+    table = connection.ops.quote_name(Wallet._meta.db_table)  # the model's own name, not input
+    # Values are bound parameters; only the model's table name is spliced in.
+    sql = f"UPDATE {table} SET balance = balance - %s, updated_at = %s WHERE user_id = %s AND debt = 0 AND balance >= %s RETURNING id, balance"  # noqa: S608, E501
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [amount, connection.ops.adapt_datetimefield_value(now), user.pk, amount])
+        return cursor.fetchone()
+
+
+_DEBIT_NEW_SQL = """
+WITH debit AS (
+    UPDATE billing_wallet SET balance = balance - %(amount)s, updated_at = %(now)s
+    WHERE user_id = %(user)s AND debt = 0 AND balance >= %(amount)s
+    RETURNING id, balance
+), entry AS (
+    INSERT INTO billing_ledgerentry
+        (wallet_id, amount, balance_after, reason, reference, memo, idempotency_key, created_at)
+    SELECT id, -%(amount)s, balance, %(reason)s, %(reference)s, %(memo)s, %(key)s, %(now)s FROM debit
+)
+INSERT INTO billing_creditreservation (wallet_id, amount, reference, status, created_at, settled_at)
+SELECT id, %(amount)s, %(reference)s, %(status)s, %(now)s, NULL FROM debit
+RETURNING wallet_id, id
+"""
+
+
+def _debit_new_in_one_statement(*, user, amount: int, reference: str, memo: str, key: str, now):
+    """(wallet id, reservation id), or None (debt or too few credits: nothing written)."""
+    assert (Wallet._meta.db_table, LedgerEntry._meta.db_table, CreditReservation._meta.db_table) == (
+        "billing_wallet",
+        "billing_ledgerentry",
+        "billing_creditreservation",
+    )
+    params = {
+        "amount": amount,
+        "now": now,
+        "user": user.pk,
+        "reason": LedgerReason.GENERATION.value,
+        "reference": reference,
+        "memo": memo,
+        "key": key,
+        "status": ReservationStatus.RESERVED.value,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_DEBIT_NEW_SQL, params)
+        return cursor.fetchone()
 
 
 @transaction.atomic

@@ -657,11 +657,27 @@ def _read_body(response) -> bytes:
     return bytes(body)
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout, also when urllib3 or http.client wrapped it (e.g. ProtocolError("Connection
+    aborted.", TimeoutError) when the deadline ends a read of the status line)."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        error = stack.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
+            return not isinstance(error, NewConnectionError)
+        stack.extend([error.__cause__, error.__context__, *error.args])
+    return False
+
+
 def _network_error(exc: BaseException) -> InvalidInput:
     """One sentence for each way the network can fail."""
     if isinstance(exc, NewConnectionError):  # a subclass of ConnectTimeoutError in urllib3
         message = CONNECT_FAILED
-    elif isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
+    elif _timed_out(exc):
         message = TIMED_OUT
     elif isinstance(exc, Urllib3SSLError | ssl.SSLError | ssl.CertificateError):
         message = TLS_FAILED

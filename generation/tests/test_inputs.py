@@ -908,3 +908,13 @@ def test_https_certificate_from_an_unknown_authority_is_refused(https_web, monke
     error = refused(inputs.image_from_url, f"https://images.example:{https_web.server_port}/ok.png")
     assert str(error) == "The image link's secure connection could not be verified (HTTPS certificate problem)."
     assert https_web.seen == []
+
+
+def test_a_timeout_wrapped_by_urllib3_still_reads_as_a_timeout():
+    """When the deadline ends a read of the status line, urllib3 reports ProtocolError("Connection
+    aborted.", TimeoutError): the person is told the link was too slow, not that it broke."""
+    from urllib3.exceptions import NewConnectionError, ProtocolError
+
+    assert str(inputs._network_error(ProtocolError("Connection aborted.", TimeoutError("timed out")))) == TIMED_OUT
+    assert str(inputs._network_error(ProtocolError("Connection aborted.", ConnectionResetError()))) != TIMED_OUT
+    assert "connect" in str(inputs._network_error(NewConnectionError(None, "refused")))

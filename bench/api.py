@@ -53,7 +53,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
     parser.add_argument("--batch", type=int, default=50, help="requests per endpoint before switching to the next")
     parser.add_argument("--warmup", type=int, default=40)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="threads per worker (gthread, as the image runs: 8); 0 = sync workers"
+    )
     parser.add_argument("--broker-db", type=int, default=12, help="Redis database the queued jobs go to")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
@@ -96,7 +99,8 @@ def main() -> int:
         }
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(args.workers), "--no-control-socket", "--log-level", "warning"],
+             "--workers", str(args.workers), "--no-control-socket", "--log-level", "warning",
+             *(["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads else [])],
             cwd=ROOT, env=env, stdout=(logs / "api-web.log").open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(port, proc=web)
@@ -275,7 +279,8 @@ def measure(port: int, token: str, args) -> dict[str, list[float]]:
 def report(args, rates: dict[str, list[float]], queries: int, made: int) -> None:
     print(
         f"api: {args.per_user:,} generations measured, {args.others * args.per_user:,} of {args.others} others; "
-        f"{args.requests} requests per endpoint from {args.clients} clients, gunicorn {args.workers} sync workers; "
+        f"{args.requests} requests per endpoint from {args.clients} clients, gunicorn {args.workers} "
+        f"{f'gthread workers × {args.threads} threads' if args.threads else 'sync workers'}; "
         f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     medians = {name: statistics.median(values) for name, values in rates.items()}

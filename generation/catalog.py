@@ -175,13 +175,15 @@ def provider_input(
 # --- the enabled entries by slug, kept in each process --------------------------------------------
 #
 # Every API and MCP submit names its model by slug; the catalog changes only when staff edit it in
-# the admin. Each process keeps the enabled rows by slug and checks one shared token per lookup
-# (one cache GET instead of a query): saving or deleting an entry anywhere replaces the token, so
-# every process reads the catalog afresh on its next lookup. A write that bypasses the model's
+# the admin. Each process keeps the enabled rows by slug and checks one shared token at most every
+# VERSION_CHECK_SECONDS (a cache GET instead of a query; a cache round trip costs ~0.2 ms, a good
+# part of a submit): saving or deleting an entry replaces the token, so this process reads the
+# catalog afresh at once and every other one within a second. A write that bypasses the model's
 # signals (a queryset update in a migration or a shell) is seen within ENTRIES_MAX_AGE.
 
 ENTRIES_VERSION_KEY = "generation:catalog:version"
 ENTRIES_MAX_AGE = 60.0  # seconds
+VERSION_CHECK_SECONDS = 1.0
 
 
 class _Entries:
@@ -189,21 +191,25 @@ class _Entries:
         self.lock = threading.Lock()
         self.version: object = None
         self.loaded_at = float("-inf")
+        self.checked_at = float("-inf")
         self.by_slug: dict[str, CatalogEntry] = {}
 
     def get(self, slug: str) -> CatalogEntry | None:
-        version = cache.get(ENTRIES_VERSION_KEY)
+        now = time.monotonic()
+        fresh = now - self.checked_at < VERSION_CHECK_SECONDS and now - self.loaded_at <= ENTRIES_MAX_AGE
+        version = self.version if fresh else cache.get(ENTRIES_VERSION_KEY)
         with self.lock:
-            if version != self.version or time.monotonic() - self.loaded_at > ENTRIES_MAX_AGE:
+            if version != self.version or now - self.loaded_at > ENTRIES_MAX_AGE:
                 self.by_slug = {entry.slug: entry for entry in CatalogEntry.objects.filter(enabled=True)}
-                self.version, self.loaded_at = version, time.monotonic()
+                self.version, self.loaded_at = version, now
+            self.checked_at = now
             entry = self.by_slug.get(slug)
         # A copy: the caller gets an instance of its own, as from a query.
         return copy.copy(entry) if entry is not None else None
 
     def forget(self) -> None:
         with self.lock:
-            self.version, self.loaded_at = None, float("-inf")
+            self.version, self.loaded_at, self.checked_at = None, float("-inf"), float("-inf")
 
 
 _entries = _Entries()

@@ -43,9 +43,21 @@ def _isolation(settings, tmp_path):
     from config.celery import app
 
     app.conf.task_always_eager = True
+    _process_memos_forget()
     cache.clear()
     yield
     cache.clear()
+    _process_memos_forget()
+
+
+def _process_memos_forget() -> None:
+    """What each process keeps for a second beside the cache (the catalog by slug, the policy
+    state): a test's rows must not meet the previous test's copy."""
+    from generation import catalog
+    from privacy import policy
+
+    catalog._entries.forget()
+    policy._local[:] = [float("-inf"), None]
 
 
 @pytest.fixture(autouse=True)

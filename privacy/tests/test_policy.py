@@ -267,3 +267,23 @@ def test_the_accept_page_is_no_way_around_the_age_gate(client):
     assert user.age_confirmed_at is None and not PolicyAcceptance.objects.filter(user=user).exists()
     with pytest.raises(policy_service.PolicyError):
         policy_service.policy_accept(user=user, version=current_policy_version())
+
+
+def test_each_process_keeps_the_policy_state_a_second_and_publishing_here_drops_it(django_capture_on_commit_callbacks):
+    """Every submit asks whether the person's acceptance counts; the answer is kept in the process
+    for a second (a cache round trip is ~0.2 ms). A version published by another process shows
+    within that second; one published here, at once."""
+    from django.core.cache import cache
+
+    from privacy import policy
+
+    before = current_policy().version
+    other = draft("2026-12-03", material=True)
+    PolicyVersion.objects.filter(pk=other.pk).update(published_at=timezone.now())  # another process
+    cache.delete(policy.CACHE_KEY)
+    assert current_policy().version == before  # still this process's copy
+    policy._local[0] = float("-inf")  # a second later
+    assert current_policy().version == "2026-12-03"
+
+    publish(draft("2026-12-04", material=True), django_capture_on_commit_callbacks)  # here: at once
+    assert current_policy().version == "2026-12-04"

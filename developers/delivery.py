@@ -11,34 +11,30 @@ The whole attempt (connects, TLS handshake, sending, status line and headers) en
 deadline, `attempt_deadline()` = DEVELOPER_WEBHOOK_TIMEOUT seconds after it starts, whatever the
 server does: a server that drips its headers a byte at a time is cut off there, not after a
 timeout per read. At most MAX_ADDRESSES of the name's checked addresses are tried, each connect
-getting at most half the deadline. The same approach as the image fetcher's deadline
-(generation/inputs.py), whose classes are private to it. The name's resolution comes before the
-deadline starts (the system resolver's own timeouts bound it); the claim lease and the task's
-time limit (services.py, tasks.py) leave room for it.
+getting at most half the deadline. The connection is the image fetcher's own
+(`generation.inputs.pinned_pool`: the checked address, the deadline on every step). The name's
+resolution comes before the deadline starts (the system resolver's own timeouts bound it); the
+claim lease and the task's time limit (services.py, tasks.py) leave room for it.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import http.client
-import io
-import socket
 import ssl
 import time
 from dataclasses import dataclass
 
 import urllib3
 from django.conf import settings
-from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from generation.errors import InvalidInput
-from generation.inputs import public_url_check
+from generation.inputs import pinned_pool, public_url_check
 
 USER_AGENT = "AtelierWebhooks/1.0 (+https://standardwebhooks.com)"
 SECRET_PREFIX = "whsec_"
@@ -104,14 +100,13 @@ def post(*, url: str, secret: str, message_id: str, body: bytes) -> Outcome:
     deadline = time.monotonic() + seconds
     failure: Exception | None = None
     for address in target.addresses[:MAX_ADDRESSES]:
-        try:
-            remaining = _time_left(deadline)
-        except TimeoutError as exc:
-            failure = exc
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            failure = TimeoutError("the webhook attempt's deadline passed")
             break
         # A connect gets at most half the deadline, so a second address still has a chance.
         timeout = urllib3.Timeout(connect=min(seconds / 2, remaining), read=remaining)
-        pool = _pool(target, address, timeout, deadline=deadline)
+        pool = pinned_pool(target, address, timeout, deadline=deadline)
         try:
             response = pool.urlopen(
                 "POST",
@@ -137,112 +132,6 @@ def post(*, url: str, secret: str, message_id: str, body: bytes) -> Outcome:
             response.close()  # the body is not read: we only need the status
             pool.close()
     return outcome(None, _describe(failure, seconds) if failure else "No address to connect to.")
-
-
-def _time_left(deadline: float) -> float:
-    """Seconds until the deadline; a TimeoutError once it has passed (a zero socket timeout would
-    make the socket non-blocking rather than stop it)."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("the webhook attempt's deadline passed")
-    return remaining
-
-
-class _DeadlineReader(io.RawIOBase):
-    """The response's view of the socket: before each single read, the socket's timeout becomes
-    the time left. http.client reads the status line and headers through this, so a server that
-    drips them stops at the deadline."""
-
-    def __init__(self, sock: socket.socket, *, deadline: float):
-        super().__init__()
-        self._sock = sock
-        # The socket's own reader, counted by the socket like any makefile(): the connection may
-        # close its socket while the response is still open (Connection: close).
-        self._raw = sock.makefile("rb", buffering=0)
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int | None:
-        self._sock.settimeout(_time_left(self._deadline))
-        return self._raw.readinto(buffer)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._raw.close()
-        super().close()
-
-
-class _DeadlineSocket:
-    """Handed to http.client's response instead of the socket: all it asks of it is makefile()."""
-
-    def __init__(self, sock: socket.socket, *, deadline: float):
-        self._sock, self._deadline = sock, deadline
-
-    def makefile(self, mode: str = "rb", *args, **kwargs) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, deadline=self._deadline))
-
-
-class _DeadlineResponse(http.client.HTTPResponse):
-    def __init__(self, sock, *args, deadline: float, **kwargs):
-        super().__init__(_DeadlineSocket(sock, deadline=deadline), *args, **kwargs)
-
-
-class _DeadlineConnectionMixin:
-    """A connection whose TLS handshake, request and response reads end at the attempt's deadline."""
-
-    def __init__(self, *args, deadline: float, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._attempt_deadline = deadline
-        self.response_class = functools.partial(_DeadlineResponse, deadline=deadline)
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # the TCP connect, already bounded by the time left
-        try:
-            # The TLS handshake and sending the request get what is left (CPython bounds a whole
-            # handshake, and a whole sendall, by the socket timeout).
-            sock.settimeout(min(sock.gettimeout() or float("inf"), _time_left(self._attempt_deadline)))
-        except TimeoutError as exc:
-            sock.close()
-            raise ConnectTimeoutError(self, "the webhook attempt's deadline passed while connecting") from exc
-        return sock
-
-
-class _DeadlineHTTPConnection(_DeadlineConnectionMixin, HTTPConnection):
-    pass
-
-
-class _DeadlineHTTPSConnection(_DeadlineConnectionMixin, HTTPSConnection):
-    pass
-
-
-class _DeadlineHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _DeadlineHTTPConnection
-
-
-class _DeadlineHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _DeadlineHTTPSConnection
-
-
-def _pool(target, address: str, timeout: urllib3.Timeout, *, deadline: float) -> urllib3.HTTPConnectionPool:
-    """A pool bound to the checked address; the endpoint's name travels as Host, SNI and the
-    name its certificate must carry. Its connections stop at `deadline`."""
-    if target.scheme == "https":
-        return _DeadlineHTTPSPool(
-            host=address,
-            port=target.port,
-            timeout=timeout,
-            maxsize=1,
-            retries=False,
-            cert_reqs="CERT_REQUIRED",
-            server_hostname=target.host,
-            assert_hostname=target.host,
-            deadline=deadline,
-        )
-    return _DeadlineHTTPPool(
-        host=address, port=target.port, timeout=timeout, maxsize=1, retries=False, deadline=deadline
-    )
 
 
 def _describe(exc: BaseException, seconds: float) -> str:

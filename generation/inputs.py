@@ -576,10 +576,15 @@ class _DeadlineHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _DeadlineHTTPSConnection
 
 
-def _pool(target: _Target, address: str, timeout: urllib3.Timeout, *, deadline: float) -> urllib3.HTTPConnectionPool:
-    """A pool bound to the checked address. urllib3 connects to `host`; the name the person gave
-    travels as the Host header and, for https, as SNI and the name the certificate is checked against.
-    Its connections stop at `deadline` whatever the server does (see `_DeadlineReader`)."""
+def pinned_pool(
+    target: _Target, address: str, timeout: urllib3.Timeout, *, deadline: float
+) -> urllib3.HTTPConnectionPool:
+    """A pool bound to one checked address of `target` (from `public_url_check`). urllib3 connects
+    to `host`; the name the person gave travels as the Host header and, for https, as SNI and the
+    name the certificate is checked against, so a DNS answer that changed since the check is never
+    used. Its connections stop at `deadline` (a `time.monotonic()` value) whatever the server does:
+    the TLS handshake and sending get the time left, and every read of the status line, headers and
+    body is bounded by it (`_DeadlineReader`). The image fetch and the developer webhooks use it."""
     limits = {"fetch_timeout": timeout.read_timeout, "deadline": deadline}
     if target.scheme == "https":
         return _DeadlineHTTPSPool(
@@ -612,7 +617,7 @@ def _request(target: _Target, *, timeout: float, deadline: float):
         except TimeoutError:
             break
         limit = urllib3.Timeout(connect=min(timeout, remaining), read=min(timeout, remaining))
-        pool = _pool(target, address, limit, deadline=deadline)
+        pool = pinned_pool(target, address, limit, deadline=deadline)
         try:
             response = pool.urlopen(
                 "GET",

@@ -227,14 +227,31 @@ def _answer(request: HttpRequest, response: HttpResponse, generation, *, seconds
                 seconds = None  # this person already holds API_WAITS_PER_USER waits: 202 at once
     if seconds is not None and from_prefer:
         response["Preference-Applied"] = f"wait={int(seconds)}"
-    data = engine.generation_json(generation, request=request)
     if seconds is not None and generation.is_final:
-        return Status(200, data)
+        return _generation_answer(request, response, generation, status=200)
     response["Location"] = request.build_absolute_uri(
         reverse("api:get_generation", kwargs={"generation_id": generation.uuid})
     )
     response["Retry-After"] = "2"
-    return Status(202, data)
+    return _generation_answer(request, response, generation, status=202)
+
+
+_PASSED_ON = ("Location", "Retry-After", "Preference-Applied", "Idempotent-Replayed")
+
+
+def _generation_answer(request: HttpRequest, response: HttpResponse, generation, *, status: int) -> HttpResponse:
+    """One generation as ninja would write GenerationOut (the engine's text, `generation_text`),
+    without ninja validating our own answer again field by field; the headers set on ninja's
+    temporal `response` come along."""
+    answer = HttpResponse(
+        engine.generation_text(generation, request=request),
+        status=status,
+        content_type="application/json; charset=utf-8",
+    )
+    for name in _PASSED_ON:
+        if name in response:
+            answer[name] = response[name]
+    return answer
 
 
 PREFER = Header(
@@ -387,7 +404,7 @@ def get_generation(
     generation = engine.generation_get(user=request.auth, generation_id=generation_id)
     seconds, from_prefer = _wait_of(prefer, wait)
     if seconds is None:
-        return Status(200, engine.generation_json(generation, request=request))
+        return _generation_answer(request, response, generation, status=200)
     return _answer(request, response, generation, seconds=seconds, from_prefer=from_prefer, started=started)
 
 

@@ -469,6 +469,14 @@ def generation_json(generation: Generation, *, request=None) -> dict:
     return _items_json([_row_of(generation)], {generation.pk: outputs}, request=request)[0]
 
 
+def generation_text(generation: Generation, *, request=None) -> str:
+    """`generation_json` as the JSON text the API answers (what ninja writes for GenerationOut:
+    DjangoJSONEncoder, times to the millisecond with `Z`), for the create/get answers."""
+    outputs = [_Output.of(asset) for asset in outputs_of(generation)]
+    item = _items_json([_row_of(generation)], {generation.pk: outputs}, request=request, stamp=_as_is)[0]
+    return _JSON.encode(item)
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat()
 

@@ -131,3 +131,19 @@ def test_someone_elses_items_never_show(key, history, bob):
     make(bob, CatalogEntry.objects.get(slug="local-canvas"), Status.SUCCEEDED, minute=9, uuid=uuid.uuid4())
     items = Client().get("/api/v1/generations?limit=50", **bearer(key)).json()["items"]
     assert len(items) == len(history)
+
+
+def test_one_generation_is_written_as_ninja_writes_the_documented_schema(key, history):
+    """getGeneration and createGeneration answer the engine's text; it is what ninja would write
+    for GenerationOut, byte for byte, and conforms to it."""
+    from ninja.renderers import JSONRenderer
+
+    from apiv1.api import GenerationOut
+    from generation.models import Generation
+
+    for generation in Generation.objects.all():
+        response = Client().get(f"/api/v1/generations/{generation.uuid}", **bearer(key))
+        assert response.status_code == 200 and response["Content-Type"].startswith("application/json")
+        body = response.content.decode()
+        validated = GenerationOut.model_validate(json.loads(body))
+        assert body == JSONRenderer().render(None, validated.model_dump(), response_status=200)

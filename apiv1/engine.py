@@ -605,7 +605,8 @@ class ViewerLinkInvalid(Exception):
 def viewer_generation(token: str) -> tuple[Generation, datetime]:
     """The finished 3D generation a viewer token names, and when the link stops working. Raises
     ViewerLinkExpired (a genuine link past its time) or ViewerLinkInvalid (tampered, unknown,
-    deleted, or the owner's account is closed)."""
+    deleted, or the owner's account is closed or paused: restriction of processing covers showing
+    their work to others)."""
     signer = signing.TimestampSigner(salt=_VIEWER_SALT)
     try:
         value = signer.unsign(token, max_age=settings.API_VIEWER_LINK_SECONDS)
@@ -624,6 +625,7 @@ def viewer_generation(token: str) -> tuple[Generation, datetime]:
             kind=Kind.IMAGE_TO_3D,
             deleting_at__isnull=True,
             owner__is_active=True,
+            owner__paused_at__isnull=True,
         )
         .select_related("model")
         .prefetch_related(_outputs_prefetch())

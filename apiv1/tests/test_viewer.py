@@ -91,3 +91,18 @@ def test_a_deleted_model_is_no_longer_shown(model_3d, django_capture_on_commit_c
 def test_only_finished_3d_models_get_a_viewer(funded):
     generation, _ = engine.generation_create(user=funded, model="local-canvas", prompt="x", source=Source.API)
     assert engine.viewer_url(generation) is None
+
+
+def test_a_paused_owners_model_is_not_shown(model_3d):
+    """Pausing the account (restriction of processing) stops its viewer links at once; resuming
+    brings them back while they are valid."""
+    from django.utils import timezone
+
+    path = path_of(engine.generation_json(model_3d)["viewer_url"])
+    owner = model_3d.owner
+    owner.paused_at = timezone.now()
+    owner.save(update_fields=["paused_at"])
+    assert Client().get(path).status_code == 404
+    owner.paused_at = None
+    owner.save(update_fields=["paused_at"])
+    assert Client().get(path).status_code == 200

@@ -662,10 +662,14 @@ class _HeaderDripper:
             request = b""
             while b"\r\n\r\n" not in request and (chunk := conn.recv(4096)):
                 request += chunk
+            # poll(), not select(): late in a long test run this socket's number can pass 1024,
+            # which select() refuses (the thread died and the client saw a broken download).
+            watch = select.poll()
+            watch.register(conn, select.POLLIN)
             for byte in self.RESPONSE:
                 if time.monotonic() > stop_at or self.done.wait(self.interval):
                     return
-                if select.select([conn], [], [], 0)[0] and conn.recv(1) == b"":
+                if watch.poll(0) and conn.recv(1) == b"":
                     self.hung_up.set()  # the client closed its end
                     return
                 try:

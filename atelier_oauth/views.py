@@ -294,10 +294,10 @@ def _register_throttle(request: HttpRequest) -> HttpResponse | None:
     address (config.net.client_ip, IPv6 by /64), OAUTH_REGISTER_RATE_IPV6_48 per IPv6 /48 (a site
     often holds one), OAUTH_REGISTER_RATE_GLOBAL for everyone. Past one, a 429 with Retry-After;
     a request refused by a narrower limit does not count against the wider ones."""
-    from config.net import client_ip
+    from config.net import address_key, client_ip
 
     address = client_ip(request)
-    limits = [(DCR_RATE_GROUP, _address_key(address), settings.OAUTH_REGISTER_RATE)]
+    limits = [(DCR_RATE_GROUP, address_key(address), settings.OAUTH_REGISTER_RATE)]
     network = _ipv6_network(address, 48)
     if network is not None:
         limits.append((f"{DCR_RATE_GROUP}.48", f"ip:{network}", settings.OAUTH_REGISTER_RATE_IPV6_48))
@@ -337,17 +337,6 @@ def _ipv6_network(address: str, prefix: int):
     if ip.version != 6:
         return None
     return ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
-
-
-def _address_key(address: str) -> str:
-    """IPv6 by /64, which one person usually holds whole (as allauth's limiter does)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return f"ip:{address}"
-    if ip.version == 6:
-        return f"ip:{_ipv6_network(address, 64)}"
-    return f"ip:{ip}"
 
 
 # --- metadata (RFC 8414, RFC 9728) ----------------------------------------------------------------

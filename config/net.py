@@ -54,3 +54,15 @@ def _clean(value: str) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         return ""
+
+
+def address_key(address: str) -> str:
+    """A rate-limit bucket for a client address (from `client_ip`): IPv6 by /64, which one person
+    usually holds whole (as allauth's limiter does), IPv4 as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"ip:{address}"
+    if ip.version == 6:
+        return f"ip:{ipaddress.ip_network(f'{ip}/64', strict=False)}"
+    return f"ip:{ip}"

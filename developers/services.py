@@ -27,6 +27,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -335,11 +336,16 @@ def webhook_delivery_stopped(*, claim: DeliveryClaim) -> client.Outcome:
 
 def webhook_delivery_attempt(*, delivery_id: int) -> client.Outcome | None:
     """Try one delivery if it is due: claim it, post, record the outcome and schedule the next
-    try or give up. Returns the outcome, or None when there was nothing to do."""
+    try or give up. Returns the outcome, or None when there was nothing to do. When the task's
+    soft time limit stops the attempt, a failed attempt is recorded (retried on the schedule
+    instead of pending for ever)."""
     claim = webhook_delivery_claim(delivery_id=delivery_id)
     if claim is None:
         return None
-    outcome = webhook_delivery_send(claim=claim)
+    try:
+        outcome = webhook_delivery_send(claim=claim)
+    except SoftTimeLimitExceeded:
+        outcome = webhook_delivery_stopped(claim=claim)
     if outcome is not None:
         webhook_delivery_record(claim=claim, outcome=outcome)
     return outcome

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
 
 from developers import services
 
@@ -22,18 +21,8 @@ logger = logging.getLogger(__name__)
 )
 def deliver_webhook(delivery_id: int) -> None:
     """One attempt of one delivery, if it is due (a second copy of this task finds it claimed)."""
-    claim = services.webhook_delivery_claim(delivery_id=delivery_id)
-    if claim is None:
-        return
-    try:
-        outcome = services.webhook_delivery_send(claim=claim)
-    except SoftTimeLimitExceeded:
-        # Recorded as a failed attempt: retried on the schedule instead of pending for ever.
-        outcome = services.webhook_delivery_stopped(claim=claim)
-    if outcome is None:
-        return
-    services.webhook_delivery_record(claim=claim, outcome=outcome)
-    if not outcome.delivered:
+    outcome = services.webhook_delivery_attempt(delivery_id=delivery_id)
+    if outcome is not None and not outcome.delivered:
         # The status or the reason only: never the URL's query, the secret or the body.
         logger.info("webhook delivery %s: %s", delivery_id, outcome.status_code or outcome.error)
 

@@ -11,7 +11,6 @@ between the poller and a webhook are harmless.
 from __future__ import annotations
 
 import io
-import ipaddress
 import logging
 import secrets
 import time
@@ -169,18 +168,10 @@ def _submit_user_key(group: str, request) -> str:
 
 
 def _submit_ip_key(group: str, request) -> str:
-    """The client address (config.net.client_ip, which knows our proxies); IPv6 by /64, which
-    one person usually holds whole (as allauth's limiter does)."""
-    from config.net import client_ip
+    """The client address (config.net.client_ip, which knows our proxies); IPv6 by /64."""
+    from config.net import address_key, client_ip
 
-    address = client_ip(request)
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return f"ip:{address}"
-    if ip.version == 6:
-        return f"ip:{ipaddress.ip_network(f'{ip}/64', strict=False)}"
-    return f"ip:{ip}"
+    return address_key(client_ip(request))
 
 
 NEEDS_ONE_IMAGE = "Upload an image or paste an image link: one of them is needed."

@@ -209,10 +209,7 @@ def www_authenticate(*, error: str = "", scope: str = "") -> str:
 
 
 def _title_of(exc: ApplicationError) -> str:
-    own = type(exc).__dict__.get("title") or next(
-        (klass.__dict__["title"] for klass in type(exc).__mro__[1:] if "title" in klass.__dict__), ""
-    )
-    return TITLES.get(exc.type) or own
+    return TITLES.get(exc.type) or exc.title
 
 
 def _field_error(field: str | None, message: str) -> list[dict] | None:

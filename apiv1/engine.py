@@ -308,7 +308,7 @@ def generation_list(
     """One page of the person's generations (model instances), newest first, and the cursor of
     the next page ("" on the last). Keyset pagination on (queued_at, id) with the gallery's signed
     cursors (`generation.selectors`): two queries whatever the page (rows with their model; outputs).
-    `generation_list_json` answers the same page as JSON for less."""
+    `generation_page_json` answers the same page as JSON for less."""
     limit = _page_size(limit)
     queryset = _list_queryset(user=user, cursor=cursor, kind=kind, status=status)
     rows = list(queryset.select_related("model").prefetch_related(_outputs_prefetch())[: limit + 1])
@@ -395,14 +395,6 @@ def generation_delete(*, user, generation_id) -> None:
 # --- JSON ---------------------------------------------------------------------------------------------------
 
 
-def _absolute(url: str, request=None) -> str:
-    if not url.startswith("/"):
-        return url
-    if request is not None:
-        return request.build_absolute_uri(url)
-    return settings.SITE_URL + url
-
-
 def outputs_of(generation: Generation) -> list[Asset]:
     outputs = getattr(generation, "api_outputs", None)
     if outputs is None:
@@ -465,16 +457,18 @@ def generation_json(generation: Generation, *, request=None) -> dict:
     """A generation as the API and the MCP tools show it. Output URLs are short-lived signed links
     (presigned S3, or signed links to our site); a finished 3D model also has a `viewer_url`, a
     page that shows it without sign-in while its signed link is valid."""
-    outputs = [_Output.of(asset) for asset in outputs_of(generation)]
-    return _items_json([_row_of(generation)], {generation.pk: outputs}, request=request)[0]
+    return _item(generation, request=request, stamp=_iso)
 
 
 def generation_text(generation: Generation, *, request=None) -> str:
     """`generation_json` as the JSON text the API answers (what ninja writes for GenerationOut:
     DjangoJSONEncoder, times to the millisecond with `Z`), for the create/get answers."""
+    return _JSON.encode(_item(generation, request=request, stamp=_as_is))
+
+
+def _item(generation: Generation, *, request, stamp) -> dict:
     outputs = [_Output.of(asset) for asset in outputs_of(generation)]
-    item = _items_json([_row_of(generation)], {generation.pk: outputs}, request=request, stamp=_as_is)[0]
-    return _JSON.encode(item)
+    return _items_json([_row_of(generation)], {generation.pk: outputs}, request=request, stamp=stamp)[0]
 
 
 def _iso(moment: datetime) -> str:
@@ -551,10 +545,6 @@ def _root(request=None) -> str:
 
 def _on_site(url: str, root: str) -> str:
     return root + url if url.startswith("/") else url
-
-
-def _absolute(url: str, request=None) -> str:
-    return _on_site(url, _root(request))
 
 
 def credits_json(user) -> dict:

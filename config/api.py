@@ -10,11 +10,9 @@ from django.urls import URLPattern, re_path
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
-from accounts.api import api_errors_install, problem_response
+from accounts.api import PROBLEM_JSON, api_errors_install, problem_response
 from accounts.api import router as accounts_router
 from apiv1.api import router as apiv1_router
-
-PROBLEM_JSON = "application/problem+json"
 
 
 class AtelierAPI(NinjaAPI):

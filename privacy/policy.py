@@ -37,14 +37,17 @@ def _published():
 # and a cache round trip costs ~0.2 ms. Publishing forgets it here at once; other processes see a
 # new version within a second (the shared cache entry is dropped on publish too).
 LOCAL_SECONDS = 1.0
-_local: list = [float("-inf"), None]  # [good until (monotonic), state]
+_NOTHING_KEPT = (float("-inf"), None)
+_local: tuple = _NOTHING_KEPT  # (good until (monotonic), state), replaced whole: threads read it once
 
 
 def _state() -> dict:
-    if time.monotonic() < _local[0]:
-        return _local[1]
+    global _local
+    good_until, state = _local
+    if time.monotonic() < good_until:
+        return state
     state = _shared_state()
-    _local[:] = [time.monotonic() + LOCAL_SECONDS, state]
+    _local = (time.monotonic() + LOCAL_SECONDS, state)
     return state
 
 
@@ -88,7 +91,8 @@ def current_policy_ref() -> tuple[int, str] | None:
 
 def current_policy_forget() -> None:
     """Called when a version is published: the next request looks again."""
-    _local[:] = [float("-inf"), None]
+    global _local
+    _local = _NOTHING_KEPT
     cache.delete(CACHE_KEY)
 
 

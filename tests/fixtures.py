@@ -57,7 +57,7 @@ def _process_memos_forget() -> None:
     from privacy import policy
 
     catalog._entries.forget()
-    policy._local[:] = [float("-inf"), None]
+    policy.current_policy_forget()
 
 
 @pytest.fixture(autouse=True)

@@ -282,7 +282,7 @@ def test_each_process_keeps_the_policy_state_a_second_and_publishing_here_drops_
     PolicyVersion.objects.filter(pk=other.pk).update(published_at=timezone.now())  # another process
     cache.delete(policy.CACHE_KEY)
     assert current_policy().version == before  # still this process's copy
-    policy._local[0] = float("-inf")  # a second later
+    policy._local = policy._NOTHING_KEPT  # a second later
     assert current_policy().version == "2026-12-03"
 
     publish(draft("2026-12-04", material=True), django_capture_on_commit_callbacks)  # here: at once

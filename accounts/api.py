@@ -194,17 +194,20 @@ def problem_response(
     return HttpResponse(json.dumps(body), status=status, content_type=PROBLEM_JSON)
 
 
-def www_authenticate(*, error: str = "", scope: str = "") -> str:
-    """RFC 6750 with RFC 9728's pointer to our protected resource metadata, which is how MCP
-    clients and ChatGPT discover where to get a token."""
+def www_authenticate(*, error: str = "", scope: str = "", error_description: str = "", resource: str = "") -> str:
+    """RFC 6750 with RFC 9728's pointer to the protected resource metadata of `resource` (the API
+    unless told, /mcp for the MCP server), which is how MCP clients and ChatGPT discover where to
+    get a token."""
+    from atelier_oauth.services import resource_api, resource_metadata_url
+
     parts = []
     if error:
         parts.append(f'error="{error}"')
     if scope:
         parts.append(f'scope="{scope}"')
-    from atelier_oauth.services import resource_api, resource_metadata_url
-
-    parts.append(f'resource_metadata="{resource_metadata_url(resource_api())}"')
+    if error_description:
+        parts.append(f'error_description="{error_description}"')
+    parts.append(f'resource_metadata="{resource_metadata_url(resource or resource_api())}"')
     return "Bearer " + ", ".join(parts)
 
 

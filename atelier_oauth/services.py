@@ -79,6 +79,15 @@ def resource_metadata_url(resource: str) -> str:
 # --- access tokens as credentials -------------------------------------------------------------------
 
 
+def token_serves(access, resource: str) -> bool:
+    """Is this access token good at `resource` (RFC 8707)? One asked for without a resource, or for
+    SITE_URL, is good for both of ours; one bound to the other resource is not."""
+    if not access.resource:
+        return True
+    bound = {value.rstrip("/") for value in access.resource}
+    return resource.rstrip("/") in bound or settings.SITE_URL in bound
+
+
 def access_token_authenticate(*, request: HttpRequest, token: str, scope: str, resource: str | None = None):
     """The owner of a live OAuth access token that carries `scope`, or None (unknown, expired,
     revoked, inactive owner, or bound by RFC 8707 to another resource than `resource`). Raises
@@ -99,11 +108,8 @@ def access_token_authenticate(*, request: HttpRequest, token: str, scope: str, r
     )
     if access is None or access.user is None or not access.user.is_active:
         return None
-    if resource is not None and access.resource:
-        wanted = resource.rstrip("/")
-        bound = {value.rstrip("/") for value in access.resource}
-        if wanted not in bound and settings.SITE_URL not in bound:
-            return None
+    if resource is not None and not token_serves(access, resource):
+        return None
     if access.user.is_paused:
         raise AccountPausedForApi()
     if not access.allow_scopes([scope]):

@@ -13,11 +13,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from accounts.api import api_rate_check, bearer_authenticate
+from accounts.api import api_rate_check, bearer_authenticate, www_authenticate
 from accounts.errors import AccountPausedForApi, ApiScopeMissing
 from accounts.models import ApiScope
 from apiv1.errors import ApiRateLimited
-from atelier_oauth.services import resource_mcp, resource_metadata_url
+from atelier_oauth.services import resource_mcp, token_serves
 from mcpserver.bridge import asgi_response
 from mcpserver.tools import CALLER_SCOPE_KEY, Caller, serve
 
@@ -25,8 +25,7 @@ from mcpserver.tools import CALLER_SCOPE_KEY, Caller, serve
 def _challenge(**params: str) -> str:
     # RFC 9728: the 401 names where this resource's metadata lives, from which an MCP client
     # finds our authorization server (and registers, and asks the person).
-    fields = {**params, "resource_metadata": resource_metadata_url(resource_mcp())}
-    return "Bearer " + ", ".join(f'{name}="{value}"' for name, value in fields.items())
+    return www_authenticate(**params, resource=resource_mcp())
 
 
 def _unauthorized(detail: str, *, reason: str, error: str | None = None) -> HttpResponse:
@@ -38,12 +37,10 @@ def _unauthorized(detail: str, *, reason: str, error: str | None = None) -> Http
 
 def _meant_for_us(request: HttpRequest) -> bool:
     """An OAuth token asked for another of our resources (RFC 8707 `resource`, e.g. the API at
-    /api/v1) is not good here; one asked for without a resource is good for both, as for the
-    API. API keys carry no audience."""
+    /api/v1) is not good here, with its own 401 sentence; the rule is the API's
+    (`token_serves`). API keys carry no audience."""
     access = getattr(request, "oauth_token", None)
-    if access is None or not access.resource:
-        return True
-    return resource_mcp() in {value.rstrip("/") for value in access.resource}
+    return access is None or token_serves(access, resource_mcp())
 
 
 def _bearer_token(request: HttpRequest) -> str:

@@ -299,6 +299,7 @@ def test_an_oauth_token_bound_to_the_api_is_refused_here(mcp_site, alice):
     gpt = ClientCredentials(application=application, client_id=application.client_id, client_secret=secret)
     for_api = obtain_token(mcp_site.url, gpt, alice, resource=f"{mcp_site.url}/api/v1")["access_token"]
     unbound = obtain_token(mcp_site.url, gpt, alice)["access_token"]
+    for_site = obtain_token(mcp_site.url, gpt, alice, resource=mcp_site.url)["access_token"]
 
     def tools_list(token):
         return requests.post(
@@ -315,6 +316,8 @@ def test_an_oauth_token_bound_to_the_api_is_refused_here(mcp_site, alice):
     accepted = tools_list(unbound)  # asked for without a resource: good for the API and here
     assert accepted.status_code == 200
     assert len(accepted.json()["result"]["tools"]) == 7
+    # Asked for the site itself (the root RFC 9728 document's resource): good for both, as at the API.
+    assert tools_list(for_site).status_code == 200
 
 
 def test_calls_count_against_the_api_rate_limit(mcp_site, alice, settings):

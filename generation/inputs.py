@@ -362,9 +362,12 @@ def _ascii_host(hostname: str) -> str:
         raise _invalid(BAD_LINK, URL_FIELD) from exc
 
 
-def _is_allowed_private(host: str, port: int) -> bool:
-    """The test suite's own local servers, listed as host:port in settings."""
-    allowed = {entry.strip().lower().rstrip(".") for entry in settings.INPUT_URL_ALLOWED_PRIVATE_HOSTS}
+def _is_allowed_private(host: str, port: int, entries=None) -> bool:
+    """The test suite's own local servers, listed as host:port (`entries`, by default the image
+    links' INPUT_URL_ALLOWED_PRIVATE_HOSTS)."""
+    if entries is None:
+        entries = settings.INPUT_URL_ALLOWED_PRIVATE_HOSTS
+    allowed = {entry.strip().lower().rstrip(".") for entry in entries}
     host = host.lower().rstrip(".")
     return f"{host}:{port}" in allowed or f"[{host}]:{port}" in allowed
 
@@ -404,35 +407,36 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
-def _check_url(url: str) -> _Target:
-    """Parse and guard one URL. Nothing here opens a connection."""
+def _check_url(url: str, *, allowed_private_hosts=None, field: str = URL_FIELD) -> _Target:
+    """Parse and guard one URL. Nothing here opens a connection. `allowed_private_hosts` (host:port
+    entries) may be private; by default the image links' setting."""
     url = url.strip()
     if len(url) > MAX_URL_LENGTH:
-        raise _invalid(LINK_TOO_LONG, URL_FIELD)
+        raise _invalid(LINK_TOO_LONG, field)
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise _invalid(BAD_LINK, URL_FIELD) from exc
+        raise _invalid(BAD_LINK, field) from exc
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise _invalid(SCHEME_NOT_ALLOWED, URL_FIELD)
+        raise _invalid(SCHEME_NOT_ALLOWED, field)
     if parts.username is not None or parts.password is not None:
-        raise _invalid(CREDENTIALS_NOT_ALLOWED, URL_FIELD)
+        raise _invalid(CREDENTIALS_NOT_ALLOWED, field)
     if not parts.hostname:
-        raise _invalid(BAD_LINK, URL_FIELD)
+        raise _invalid(BAD_LINK, field)
     host = _ascii_host(parts.hostname)
     port = port or (443 if scheme == "https" else 80)
-    allowed_private = _is_allowed_private(host, port)
+    allowed_private = _is_allowed_private(host, port, allowed_private_hosts)
     if not allowed_private:
         literal = _ip_literal(host)
         if literal is not None and not _is_public_address(literal):
-            raise _invalid(PRIVATE_ADDRESS, URL_FIELD)  # no need to ask the resolver
+            raise _invalid(PRIVATE_ADDRESS, field)  # no need to ask the resolver
     addresses = _resolve(host, port)
     if not allowed_private:
         for address in addresses:
             if not _is_public_address(ipaddress.ip_address(address)):
-                raise _invalid(PRIVATE_ADDRESS, URL_FIELD)
+                raise _invalid(PRIVATE_ADDRESS, field)
     request_target = quote(parts.path or "/", safe=_URL_SAFE)
     if parts.query:
         request_target += "?" + quote(parts.query, safe=_URL_SAFE)
@@ -697,6 +701,8 @@ _PUBLIC_URL_MESSAGES = {
     BAD_LINK: "That is not a valid web address.",
     LINK_TOO_LONG: "That address is too long.",
     HOST_NOT_FOUND: "We could not find the server at that address. Check the URL.",
+    SCHEME_NOT_ALLOWED: "That is not a valid web address.",
+    CREDENTIALS_NOT_ALLOWED: "Addresses with a user name or password are not supported.",
 }
 
 
@@ -710,42 +716,17 @@ def public_url_check(
 
     Returns the checked target. Connect only to one of its `addresses` (pinned, so a second DNS
     answer is never consulted), sending `host_header` as Host and, for https, `host` as SNI and
-    as the certificate's name, as `_pool` does. Raises InvalidInput (on `field`) with a sentence
+    as the certificate's name, as `pinned_pool` does. Raises InvalidInput (on `field`) with a sentence
     that does not talk about images."""
+    allowed_private_hosts = tuple(allowed_private_hosts)  # none by default, not the image links' setting
     try:
-        url = url.strip()
-        if len(url) > MAX_URL_LENGTH:
-            raise _invalid(LINK_TOO_LONG, field)
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as exc:
-            raise _invalid(BAD_LINK, field) from exc
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise _invalid(BAD_LINK, field)
-        if parts.username is not None or parts.password is not None:
-            raise _invalid("Addresses with a user name or password are not supported.", field)
-        host = _ascii_host(parts.hostname)
-        port = port or (443 if scheme == "https" else 80)
-        allowed = {entry.strip().lower().rstrip(".") for entry in allowed_private_hosts}
-        lowered = host.lower().rstrip(".")
-        allowed_private = f"{lowered}:{port}" in allowed or f"[{lowered}]:{port}" in allowed
-        if not allowed_private:
-            literal = _ip_literal(host)
-            if literal is not None and not _is_public_address(literal):
-                raise _invalid(PRIVATE_ADDRESS, field)
-        addresses = _resolve(host, port)
-        if not allowed_private:
-            if any(not _is_public_address(ipaddress.ip_address(address)) for address in addresses):
-                raise _invalid(PRIVATE_ADDRESS, field)
-            if scheme not in schemes:
-                names = " or ".join(f"{allowed}://" for allowed in schemes)
-                raise _invalid(f"The address must start with {names}.", field)
+        target = _check_url(url, allowed_private_hosts=allowed_private_hosts, field=field)
+        if target.scheme not in schemes and not _is_allowed_private(target.host, target.port, allowed_private_hosts):
+            names = " or ".join(f"{allowed}://" for allowed in schemes)
+            raise _invalid(f"The address must start with {names}.", field)
     except InvalidInput as exc:
         message = str(exc)
+        if message == CREDENTIALS_NOT_ALLOWED and not urlsplit(url.strip()).hostname:
+            message = BAD_LINK  # no host at all: not a web address, whatever else it holds
         raise _invalid(_PUBLIC_URL_MESSAGES.get(message, message), field) from exc
-    request_target = quote(parts.path or "/", safe=_URL_SAFE)
-    if parts.query:
-        request_target += "?" + quote(parts.query, safe=_URL_SAFE)
-    return _Target(url=url, scheme=scheme, host=host, port=port, request_target=request_target, addresses=addresses)
+    return target

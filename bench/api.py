@@ -29,7 +29,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -70,51 +69,25 @@ def main() -> int:
     import django
 
     django.setup()
-    from django.db import connection
-    from django.test.utils import setup_test_environment
+    from bench.serving import gunicorn, throwaway_database
 
-    from tests.harness import free_port, wait_for_port
-    from tests.worker import database_url
-
-    logs = ROOT / "var" / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
-    setup_test_environment()
-    original_name = connection.settings_dict["NAME"]
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = DB_NAME  # never the suite's or the site's DB
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    workers = ["--workers", str(args.workers)]
+    if args.threads:
+        workers += ["--worker-class", "gthread", "--threads", str(args.threads)]
     _flush(broker)
-    web = None
-    try:
-        started = time.monotonic()
-        person, token = populate(args)
-        print(f"api: populated in {time.monotonic() - started:.0f} s")
-        queries = count_queries(token)
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(connection.settings_dict),
-            "DJANGO_SETTINGS_MODULE": "bench.api_settings",
-            "DEBUG": "false",
-            "PYTHONPATH": str(ROOT),
-        }
-        web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(args.workers), "--no-control-socket", "--log-level", "warning",
-             *(["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads else [])],
-            cwd=ROOT, env=env, stdout=(logs / "api-web.log").open("wb"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_for_port(port, proc=web)
-        check(port, token)
-        before = _queued(person)
-        rates = measure(port, token, args)
-        made = _queued(person) - before
-    finally:
-        if web is not None:
-            web.terminate()
-            web.wait(timeout=20)
-        _flush(broker)
-        connection.close()
-        connection.creation.destroy_test_db(original_name, verbosity=0)
+    with throwaway_database(DB_NAME):
+        try:
+            started = time.monotonic()
+            person, token = populate(args)
+            print(f"api: populated in {time.monotonic() - started:.0f} s")
+            queries = count_queries(token)
+            with gunicorn("bench.api_settings", log="api-web.log", args=workers) as port:
+                check(port, token)
+                before = _queued(person)
+                rates = measure(port, token, args)
+                made = _queued(person) - before
+        finally:
+            _flush(broker)
     report(args, rates, queries, made)
     print(f"  database used: {DB_NAME} (dropped)")
     return 0

@@ -186,21 +186,14 @@ def main() -> int:
     import django
 
     django.setup()
-    from django.db import connection
-    from django.test.utils import setup_test_environment
-
+    from bench.serving import throwaway_database
     from tests.worker import database_url
 
-    setup_test_environment()
-    original_name = connection.settings_dict["NAME"]
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = DB_NAME  # never the suite's or the site's DB
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict), "PYTHONPATH": str(ROOT)}
-        figures = run(args, endpoint, env)
+        with throwaway_database(DB_NAME) as connection:
+            env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict), "PYTHONPATH": str(ROOT)}
+            figures = run(args, endpoint, env)
     finally:
-        connection.close()
-        connection.creation.destroy_test_db(original_name, verbosity=0)
         moto.stop()
     report(args, figures)
     print(f"  database used: {DB_NAME} (dropped); S3 API server on 127.0.0.1:{port} (stopped)")

@@ -28,7 +28,6 @@ import http.client
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,48 +81,19 @@ def main() -> int:
     import django
 
     django.setup()
-    from django.db import connection
-    from django.test.utils import setup_test_environment
+    from bench.serving import gunicorn, throwaway_database
 
-    from tests.harness import free_port, wait_for_port
-    from tests.worker import database_url
-
-    logs = ROOT / "var" / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
-    setup_test_environment()
-    original_name = connection.settings_dict["NAME"]
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = DB_NAME  # never the suite's or the site's DB
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    web = None
-    try:
+    with throwaway_database(DB_NAME):
         started = time.monotonic()
         urls, session = populate(args)
         print(f"gallery: populated in {time.monotonic() - started:.0f} s")
         queries = count_queries(urls, session)
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(connection.settings_dict),
-            "DJANGO_SETTINGS_MODULE": "bench.gallery_settings",
-            "DEBUG": "false",
-            "PYTHONPATH": str(ROOT),
-        }
-        if args.storage == "s3":
-            env.update(S3_ENV)
-        web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--no-control-socket", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=(logs / "gallery-web.log").open("wb"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_for_port(port, proc=web)
-        check_pictures(port, urls["first"], session, storage=args.storage)
-        times = measure(port, urls, session, rounds=args.rounds, warmup=args.warmup)
-    finally:
-        if web is not None:
-            web.terminate()
-            web.wait(timeout=20)
-        connection.close()
-        connection.creation.destroy_test_db(original_name, verbosity=0)
+        storage_env = S3_ENV if args.storage == "s3" else {}
+        with gunicorn(
+            "bench.gallery_settings", log="gallery-web.log", args=["--workers", "1"], env=storage_env
+        ) as port:
+            check_pictures(port, urls["first"], session, storage=args.storage)
+            times = measure(port, urls, session, rounds=args.rounds, warmup=args.warmup)
     report(args, times, queries)
     print(f"  database used: {DB_NAME} (dropped)")
     return 0

@@ -143,11 +143,14 @@ def _require_generate(caller: Caller) -> None:
 def _model_slug(kind: str, model: str | None) -> str:
     """The model asked for, or the first available one of the kind (what the create page
     preselects); an unknown slug is refused here in MCP's words (the tool, not the API route)."""
-    from generation.services import catalog_available
+    from generation.services import catalog_available, catalog_entry_available
 
-    available = catalog_available().filter(kind=kind)
     slug = (model or "").strip()
-    entry = available.filter(slug=slug).first() if slug else available.first()
+    if slug:
+        entry = catalog_entry_available(slug)  # the engine's own lookup (kept per process), no query
+        entry = entry if entry is not None and entry.kind == kind else None
+    else:
+        entry = catalog_available().filter(kind=kind).first()
     if entry is None:
         if slug:
             raise ToolRefused(
@@ -214,11 +217,13 @@ def image_for_chat(content: bytes, mime: str, *, limit: int = IMAGE_BLOCK_MAX_BY
         image = image.resize((max(1, image.width // 2), max(1, image.height // 2)), Image.Resampling.LANCZOS)
 
 
-def _job_answer(caller: Caller, generation) -> CallToolResult:
-    """The job as JSON (signed links, viewer for 3D), its pictures when done, and what to do next."""
+def _job_answer(caller: Caller, generation, *, fresh: bool = False) -> CallToolResult:
+    """The job as JSON (signed links, viewer for 3D), its pictures when done, and what to do next.
+    Read again unless `fresh` (just read, outputs included)."""
     from generation.models import Status
 
-    generation = _engine().generation_get(user=caller.user, generation_id=generation.uuid)  # as it is now
+    if not fresh:
+        generation = _engine().generation_get(user=caller.user, generation_id=generation.uuid)  # as it is now
     data = _engine().generation_json(generation, request=caller.request)
     if generation.status == Status.SUCCEEDED:
         links = [output.get("url") for output in data.get("outputs", []) if isinstance(output, dict)]
@@ -250,7 +255,7 @@ def _still_there(generation) -> bool:
     return Generation.objects.filter(pk=generation.pk, deleting_at__isnull=True).exists()
 
 
-async def _wait(ctx: Context, caller: Caller, generation, seconds: float) -> CallToolResult:
+async def _wait(ctx: Context, caller: Caller, generation, seconds: float, *, fresh: bool = False) -> CallToolResult:
     """Hold the call until the job is final or `seconds` pass, telling the client how long it has
     been (progress notifications, when the client asked for them with a progress token). A person
     already holding API_WAITS_PER_USER waits gets the job as it stands at once (apiv1/holds.py)."""
@@ -260,8 +265,9 @@ async def _wait(ctx: Context, caller: Caller, generation, seconds: float) -> Cal
     if generation.status not in FINAL_STATUSES and seconds > 0:
         with wait_slot(caller.user) as may_wait:
             if may_wait:
-                generation = await _hold(ctx, generation, seconds)
-    return await sync_to_async(_job_answer)(caller, generation)
+                generation = await _hold(ctx, generation, seconds)  # read afresh by the engine's wait
+                fresh = True
+    return await sync_to_async(_job_answer)(caller, generation, fresh=fresh)
 
 
 async def _hold(ctx: Context, generation, seconds: float):
@@ -430,7 +436,7 @@ async def get_generation(
     async def call():
         caller = _caller(ctx)
         generation = await sync_to_async(_engine().generation_get)(user=caller.user, generation_id=generation_id)
-        return await _wait(ctx, caller, generation, wait_seconds)
+        return await _wait(ctx, caller, generation, wait_seconds, fresh=True)
 
     return await _run(call)
 

@@ -31,7 +31,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from developers import delivery as client
@@ -151,15 +151,18 @@ def webhook_deliveries_create(*, generation_id: int, status: str) -> list[int]:
     event = f"generation.{status}"
     if event not in WebhookEvent.values:
         return []
-    generation = Generation.objects.select_related("model").filter(pk=generation_id).first()
-    if generation is None:
-        return []
+    # Endpoints first (one query whose answer is usually "none", on every finished job); the job
+    # itself is read only for someone who has one.
+    owner = Generation.objects.filter(pk=generation_id).values("owner_id")
     endpoints = [
         endpoint
-        for endpoint in WebhookEndpoint.objects.filter(owner_id=generation.owner_id, enabled=True)
+        for endpoint in WebhookEndpoint.objects.filter(owner_id=Subquery(owner), enabled=True)
         if not endpoint.events or event in endpoint.events
     ]
     if not endpoints:
+        return []
+    generation = Generation.objects.select_related("model").filter(pk=generation_id).first()
+    if generation is None:
         return []
     now = timezone.now()
     payload = {"type": event, "timestamp": now.isoformat(), "data": _generation_data(generation)}

@@ -1148,6 +1148,43 @@ def generation_error_details_purge(*, finished_before, limit: int = 500) -> int:
     return Generation.objects.filter(pk__in=ids).update(error_detail="")
 
 
+# What an assistant job keeps of its parameters once its prompt is purged: what its media needs to
+# be shown (the frame's shape, how many variations there are). Style, strength, seed and the rest
+# describe what the person asked for, so they go with the prompt.
+ASSISTANT_KEPT_PARAMS = ("aspect_ratio", "num_outputs")
+
+
+def generation_assistant_prompts_purge(*, queued_before, except_owners, limit: int = 500, now=None) -> int:
+    """Blank the prompt, negative prompt, seed and parameters (all but ASSISTANT_KEPT_PARAMS) of
+    finished jobs asked for from an assistant (ASSISTANT_SOURCES) before `queued_before`, but not
+    those of `except_owners` (user ids, a queryset is fine). Sets `prompt_purged_at`, so a row is
+    done once; rows another run holds are skipped. Bounded per call; returns how many."""
+    from generation.models import ASSISTANT_SOURCES, FINAL_STATUSES
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Generation.objects.filter(
+                source__in=ASSISTANT_SOURCES,
+                prompt_purged_at__isnull=True,
+                status__in=FINAL_STATUSES,
+                queued_at__lt=queued_before,
+            )
+            .exclude(owner_id__in=except_owners)
+            .order_by("queued_at", "pk")
+            .select_for_update(skip_locked=True)
+            .only("pk", "params")[:limit]
+        )
+        for row in rows:
+            row.prompt = ""
+            row.negative_prompt = ""
+            row.seed = None
+            row.params = {name: value for name, value in (row.params or {}).items() if name in ASSISTANT_KEPT_PARAMS}
+            row.prompt_purged_at = now
+        Generation.objects.bulk_update(rows, ["prompt", "negative_prompt", "seed", "params", "prompt_purged_at"])
+    return len(rows)
+
+
 def generation_inputs_purge(*, finished_before, limit: int = 200) -> tuple[int, int]:
     """Delete the input pictures of jobs that finished before `finished_before`: the stored
     objects first, then the Asset rows of those whose objects are gone (a failed delete keeps its

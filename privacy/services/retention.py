@@ -117,43 +117,21 @@ def retention_history_purge(*, now=None) -> int:
     return total
 
 
-# What an assistant job keeps of its parameters once its prompt is purged: what its media needs to
-# be shown (the frame's shape, how many variations there are). Style, strength, seed and the rest
-# describe what the person asked for, so they go with the prompt.
-ASSISTANT_KEPT_PARAMS = ("aspect_ratio", "num_outputs")
-
-
 def retention_assistant_prompts_purge(*, now=None) -> int:
-    """Blank the prompt, negative prompt, seed and parameters (all but ASSISTANT_KEPT_PARAMS) of
-    finished generations asked for from an assistant (a GPT Action or an MCP client) more than
-    ASSISTANT_PROMPT_RETENTION_DAYS ago, unless their owner chose to keep assistant history like
-    the rest (PrivacySettings.keep_assistant_history). Their pictures and models stay in the
-    gallery until the person deletes them. Sets `prompt_purged_at`, so a row is done once."""
-    from generation.models import ASSISTANT_SOURCES, FINAL_STATUSES, Generation
+    """Blank the prompt and parameters of finished generations asked for from an assistant (a GPT
+    Action or an MCP client) more than ASSISTANT_PROMPT_RETENTION_DAYS ago, unless their owner
+    chose to keep assistant history like the rest (PrivacySettings.keep_assistant_history); the
+    writes are generation's (`generation_assistant_prompts_purge`). Their pictures and models stay
+    in the gallery until the person deletes them."""
+    from generation.services import generation_assistant_prompts_purge
 
     now = now or timezone.now()
-    keepers = PrivacySettings.objects.filter(keep_assistant_history=True).values("user_id")
-    with transaction.atomic():
-        rows = list(
-            Generation.objects.filter(
-                source__in=ASSISTANT_SOURCES,
-                prompt_purged_at__isnull=True,
-                status__in=FINAL_STATUSES,
-                queued_at__lt=_before(settings.ASSISTANT_PROMPT_RETENTION_DAYS, now),
-            )
-            .exclude(owner_id__in=keepers)
-            .order_by("queued_at", "pk")
-            .select_for_update(skip_locked=True)
-            .only("pk", "params")[:BATCH]
-        )
-        for row in rows:
-            row.prompt = ""
-            row.negative_prompt = ""
-            row.seed = None
-            row.params = {name: value for name, value in (row.params or {}).items() if name in ASSISTANT_KEPT_PARAMS}
-            row.prompt_purged_at = now
-        Generation.objects.bulk_update(rows, ["prompt", "negative_prompt", "seed", "params", "prompt_purged_at"])
-    return len(rows)
+    return generation_assistant_prompts_purge(
+        queued_before=_before(settings.ASSISTANT_PROMPT_RETENTION_DAYS, now),
+        except_owners=PrivacySettings.objects.filter(keep_assistant_history=True).values("user_id"),
+        limit=BATCH,
+        now=now,
+    )
 
 
 # One beat run keeps going while batches come back full, for at most this long: a backlog larger

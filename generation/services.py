@@ -142,6 +142,9 @@ def rate_limits_count(request, *, group: str, limits) -> list[dict | None]:
         or getattr(store, "degraded", False)
     ):
         return one_by_one()
+    # Read before the windows are: each window ends after the second it is computed in, so the time
+    # left is at least 1 even when the clock ticks while the pipeline runs (it could read 0).
+    now = int(time.time())
     counted = []
     pipeline = store._cache.get_client(write=True).pipeline(transaction=False)
     for key, rate in limits:
@@ -156,7 +159,6 @@ def rate_limits_count(request, *, group: str, limits) -> list[dict | None]:
         replies = pipeline.execute()
     except OUTAGE:
         return one_by_one()
-    now = int(time.time())
     return [
         {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window - now}
         for (limit, window), count in zip(counted, replies[1::2], strict=True)

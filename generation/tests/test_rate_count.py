@@ -63,3 +63,28 @@ def test_without_redis_each_limit_counts_through_get_usage(request_of, settings)
 def test_nothing_is_counted_when_rate_limits_are_off(request_of, settings):
     settings.RATELIMIT_ENABLE = False
     assert services.rate_limits_count(request_of, group=GROUP, limits=((by_user, "1/m"),)) == [None]
+
+
+def test_the_time_left_is_never_zero_when_the_clock_ticks_during_the_count(request_of, monkeypatch):
+    """A window ends after the second it is computed in; read before the windows, the time left is
+    at least one second however the clock moves while the pipeline runs (CI once read 0)."""
+    import itertools
+    import time as time_module
+
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    from tests.harness import missing
+
+    if not isinstance(caches["default"], RedisCache):
+        missing("redis", "the one-round-trip count needs the Redis cache (REDIS_URL)")
+    from django_ratelimit import core as ratelimit
+
+    # Start just before the end of the per-person window, each read of the clock 0.7 s later: the
+    # window is computed in its last second and the count's answer is read in the next one.
+    monkeypatch.setattr(time_module, "time", lambda: 1_800_000_000.0)
+    end = ratelimit._get_window(by_user(GROUP, request_of), 60)
+    ticks = itertools.count(end - 0.8, 0.7)
+    monkeypatch.setattr(time_module, "time", lambda: next(ticks))
+    usages = services.rate_limits_count(request_of, group=GROUP, limits=((by_user, "3/m"), (by_address, "5/m")))
+    assert all(usage["time_left"] >= 1 for usage in usages), usages

@@ -142,8 +142,8 @@ def rate_limits_count(request, *, group: str, limits) -> list[dict | None]:
         or getattr(store, "degraded", False)
     ):
         return one_by_one()
-    # Read before the windows are: each window ends after the second it is computed in, so the time
-    # left is at least 1 even when the clock ticks while the pipeline runs (it could read 0).
+    # django-ratelimit's window can end in the very second it is computed in, and the clock may tick
+    # while Redis answers: the time left is at least 1 s, what a Retry-After needs (read once, first).
     now = int(time.time())
     counted = []
     pipeline = store._cache.get_client(write=True).pipeline(transaction=False)
@@ -160,7 +160,7 @@ def rate_limits_count(request, *, group: str, limits) -> list[dict | None]:
     except OUTAGE:
         return one_by_one()
     return [
-        {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window - now}
+        {"count": count, "limit": limit, "should_limit": count > limit, "time_left": max(1, window - now)}
         for (limit, window), count in zip(counted, replies[1::2], strict=True)
     ]
 
